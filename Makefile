@@ -1,0 +1,43 @@
+# spine-cds: `make run` serves on 127.0.0.1:8080 with embedded defaults; `make test` runs every test.
+# Both create the virtualenv and install the project first, so they work on a fresh clone.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+NODE_STAMP := tests/fhir_server/node_modules/.installed-stamp
+
+.PHONY: run test lint format clean venv fhir-engine
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+$(NODE_STAMP): tests/fhir_server/package.json tests/fhir_server/package-lock.json
+	cd tests/fhir_server && npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+fhir-engine: $(NODE_STAMP)
+
+run: $(STAMP)
+	mkdir -p data
+	$(VENV)/bin/cds serve --host 127.0.0.1 --port 8080
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check cds hooks tests benchmarks
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check cds hooks tests benchmarks
+	$(VENV)/bin/ruff format --check cds hooks tests benchmarks
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format cds hooks tests benchmarks
+	$(VENV)/bin/ruff check --fix cds hooks tests benchmarks
+
+clean:
+	rm -rf $(VENV) tests/fhir_server/node_modules data

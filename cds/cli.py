@@ -1,0 +1,122 @@
+"""The `cds` command: serve, print discovery, or evaluate one hook request offline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cds.config import Settings
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    return Settings.load(getattr(args, "config", None), **overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from werkzeug.serving import run_simple
+
+    from cds.app import create_app
+
+    overrides: dict[str, Any] = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port:
+        overrides["port"] = args.port
+    settings = _settings(args, **overrides)
+    app = create_app(settings)
+    run_simple(settings.host, settings.port, app, threaded=True, use_reloader=False)
+    return 0
+
+
+def cmd_services(args: argparse.Namespace) -> int:
+    from cds.registry import Registry
+    from hooks import services
+
+    print(json.dumps(Registry(services(_settings(args))).discovery(), indent=2))
+    return 0
+
+
+def _render_text(service_id: str, body: dict[str, Any]) -> str:
+    lines = [f"== {service_id}: {len(body['cards'])} card(s)"]
+    for card in body["cards"]:
+        topic = card["source"].get("topic", {}).get("code", "-")
+        lines.append(f"[{card['indicator'].upper()}] {card['summary']}  (rule {topic})")
+        for detail_line in card.get("detail", "").splitlines():
+            lines.append(f"    {detail_line}")
+        for s in card.get("suggestions", []):
+            star = "*" if s.get("isRecommended") else "-"
+            lines.append(f"  {star} suggestion: {s['label']}")
+        source = card["source"]
+        lines.append(f"  source: {source['label']}" + (f" <{source['url']}>" if source.get("url") else ""))
+    return "\n".join(lines)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from cds.app import create_app
+    from cds.request import HookError
+
+    try:
+        body = json.loads(Path(args.request).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot read {args.request}: {exc}", file=sys.stderr)
+        return 2
+    overrides: dict[str, Any] = {"log_level": "WARNING"}
+    if args.now:
+        overrides["clock"] = datetime.fromisoformat(args.now)
+    app = create_app(_settings(args, **overrides))
+    state = app.extensions["cds"]
+    if args.service:
+        chosen = [state.registry.get(args.service)]
+        if chosen[0] is None:
+            print(f"error: unknown service {args.service}", file=sys.stderr)
+            return 2
+    else:
+        hook = body.get("hook") if isinstance(body, dict) else None
+        chosen = [s for s in state.registry if s.hook == hook]
+        if not chosen:
+            print(f"error: no service handles hook {hook!r}; use --service", file=sys.stderr)
+            return 2
+    results: dict[str, Any] = {}
+    for service in chosen:
+        try:
+            results[service.id] = state.engine.evaluate(service, body).body
+        except HookError as err:
+            print(f"error: {service.id}: HTTP {err.status}: {err.message}", file=sys.stderr)
+            return 1
+    if args.json:
+        print(json.dumps(results[chosen[0].id] if len(chosen) == 1 else results, indent=2))
+    else:
+        print("\n\n".join(_render_text(sid, res) for sid, res in results.items()))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cds", description="spine-cds: CDS Hooks 2.0 service")
+    parser.add_argument("--config", help="YAML or JSON config file (env CDS_* variables win over it)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the service (dev profile defaults: 127.0.0.1:8080)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+
+    services = sub.add_parser("services", help="print the discovery document")
+    services.set_defaults(func=cmd_services)
+
+    evaluate = sub.add_parser("evaluate", help="run one hook request offline and print the cards")
+    evaluate.add_argument("request", help="hook request JSON file")
+    evaluate.add_argument("--service", help="service id (default: every service for the request's hook)")
+    evaluate.add_argument("--json", action="store_true", help="print the exact CDS Hooks response JSON")
+    evaluate.add_argument("--now", help="evaluate as of this date/time (ISO 8601), for replaying fixtures")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""The one-directional pipeline: request -> prefetch or FHIR fetch -> typed input -> handler -> response.
+
+`Engine.evaluate` is shared by the HTTP endpoint and the offline `cds evaluate` command, so what
+the CLI prints is exactly what an EHR would receive.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cds.cards import Card, Response
+from cds.config import Settings
+from cds.fhir import Deadline, FetchResult, FhirClient, same_origin
+from cds.logs import IdHasher, log
+from cds.parse import parse_one, parse_resources
+from cds.prefetch import Status, classify, render
+from cds.registry import HookInput, Service
+from cds.request import HookError, HookRequest, parse_hook_request
+
+logger = logging.getLogger("cds.hook")
+_REF_PREFIX = "urn:uuid:"
+
+
+@dataclass
+class Gathered:
+    raws: list[dict[str, Any]] = field(default_factory=list)
+    prefetch_status: dict[str, str] = field(default_factory=dict)
+    fhir_calls: int = 0
+    fhir_ms: float = 0.0
+    unresolved: list[str] = field(default_factory=list)
+    degraded: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    body: dict[str, Any]
+    cards: list[Card]
+    request: HookRequest
+
+
+def _references(orders: Iterable[dict[str, Any]], fields: Iterable[str]) -> list[str]:
+    refs = []
+    for order in orders:
+        for name in fields:
+            value = order.get(name)
+            for item in value if isinstance(value, list) else [value]:
+                ref = item.get("reference") if isinstance(item, dict) else None
+                if isinstance(ref, str) and "/" in ref and not ref.startswith(("http", _REF_PREFIX, "#")):
+                    refs.append(ref)
+    return refs
+
+
+class Engine:
+    def __init__(self, settings: Settings, fhir: FhirClient, hasher: IdHasher) -> None:
+        self.settings = settings
+        self.fhir = fhir
+        self.hasher = hasher
+
+    def now(self) -> datetime:
+        return self.settings.clock or datetime.now(UTC)
+
+    def evaluate(self, service: Service, body: Any) -> Outcome:
+        started = time.perf_counter()
+        request = parse_hook_request(body, service.hook, require_https=self.settings.profile == "prod")
+        fields: dict[str, Any] = {"hookInstance": request.hook_instance, "service": service.id}
+        try:
+            gathered = self.gather(service, request, Deadline(self.settings.fhir_deadline_s))
+            fields.update(
+                prefetch=gathered.prefetch_status,
+                fhir_calls=gathered.fhir_calls,
+                fhir_ms=round(gathered.fhir_ms, 1),
+            )
+            hook_input = self.build_input(service, request, gathered)
+            cards = list(service.handler(hook_input))
+            body_out = Response(cards=cards).to_json()
+        except HookError as err:
+            log(
+                logger,
+                logging.WARNING,
+                "hook.rejected",
+                status=err.status,
+                reason=err.code,
+                **fields,
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+            raise
+        log(
+            logger,
+            logging.INFO,
+            "hook.call",
+            status=200,
+            **fields,
+            patient=self.hasher(request.patient_id),
+            cards=len(cards),
+            rules=[c.rule for c in cards],
+            indicators=[c.indicator for c in cards],
+            skipped_invalid=dict(hook_input.skipped),
+            unresolved=len(gathered.unresolved),
+            ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        return Outcome(body_out, cards, request)
+
+    # -- stage 2: prefetch or FHIR fetch ---------------------------------------------------------
+
+    def gather(self, service: Service, request: HookRequest, deadline: Deadline) -> Gathered:
+        out = Gathered()
+        queries: dict[str, str] = {}
+        pages: dict[str, str] = {}
+        for key, template in service.prefetch.items():
+            value = classify(key, request.prefetch)
+            out.prefetch_status[key] = value.reason or value.status.value
+            if value.status is Status.DATA:
+                out.raws.extend(value.resources)
+                if value.next_url:
+                    pages[key] = value.next_url
+                    out.prefetch_status[key] = "paged"
+            elif value.status is Status.MISSING:
+                query = render(template, request.context)
+                if query is None:
+                    out.prefetch_status[key] = "no-token-value"
+                else:
+                    queries[key] = query
+        known = {f"{r.get('resourceType')}/{r.get('id')}" for r in [*out.raws, *request.draft_orders]}
+        reads = {
+            f"ref:{ref}": ref
+            for ref in dict.fromkeys(_references(request.draft_orders, service.resolve_references))
+            if ref not in known
+        }
+        if not (queries or pages or reads):
+            return out
+        for key, url in list(pages.items()):
+            if not request.fhir_server or not same_origin(url, request.fhir_server):
+                log(
+                    logger,
+                    logging.WARNING,
+                    "prefetch.next_link_refused",
+                    key=key,
+                    reason="not the fhirServer",
+                )
+                out.degraded.append(pages.pop(key))
+        if not (queries or pages or reads):
+            return out
+        if not request.fhir_server:
+            if queries:
+                raise HookError(
+                    412,
+                    f"prefetch for {', '.join(sorted(queries))} is missing and no fhirServer was given",
+                    code="prefetch-missing",
+                )
+            out.unresolved.extend(reads.values())
+            return out
+        token = request.fhir_authorization.access_token if request.fhir_authorization else None
+        fetch_started = time.perf_counter()
+        results = self.fhir.fetch_all(
+            request.fhir_server, {**queries, **reads}, token=token, deadline=deadline, next_urls=pages
+        )
+        out.fhir_ms = (time.perf_counter() - fetch_started) * 1000
+        self._merge(service, results, queries, reads, out)
+        return out
+
+    def _merge(
+        self,
+        service: Service,
+        results: dict[str, FetchResult],
+        queries: dict[str, str],
+        reads: dict[str, str],
+        out: Gathered,
+    ) -> None:
+        failed = []
+        for key, result in results.items():
+            out.fhir_calls += result.calls
+            out.raws.extend(result.resources)
+            if key in queries:
+                out.prefetch_status[key] = f"fetched:{result.error}" if result.error else "fetched"
+            if result.ok:
+                continue
+            if key in reads:
+                out.unresolved.append(reads[key])
+            elif key in queries and key not in service.optional_prefetch:
+                failed.append(f"{key} ({result.error})")
+            else:
+                out.degraded.append(key)
+        if failed:
+            raise HookError(
+                412,
+                f"could not obtain required data from the FHIR server: {', '.join(sorted(failed))}",
+                code="fhir-unavailable",
+            )
+
+    # -- stage 3: typed input ----------------------------------------------------------------------
+
+    def build_input(self, service: Service, request: HookRequest, gathered: Gathered) -> HookInput:
+        resources, skipped, _ = parse_resources(gathered.raws, service.relevant)
+        orders = []
+        for raw in request.draft_orders:
+            model = parse_one(raw)
+            if model is None:
+                skipped[f"draft:{raw.get('resourceType')}"] += 1
+            else:
+                orders.append(model)
+        return HookInput(
+            hook=request.hook,
+            hook_instance=request.hook_instance,
+            patient_id=request.patient_id,
+            user_id=request.context["userId"],
+            now=self.now(),
+            context=request.context,
+            resources=resources,
+            draft_orders=orders,
+            selections=request.selections,
+            skipped=dict(skipped),
+            unresolved=tuple(gathered.unresolved),
+        )

@@ -1,0 +1,46 @@
+"""HTTP endpoints: discovery, service invocation and health."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+
+from cds.request import HookError
+
+blueprint = Blueprint("cds", __name__)
+_JSON_TYPES = {"application/json", "application/fhir+json"}
+
+
+def state() -> Any:
+    return current_app.extensions["cds"]
+
+
+def json_body() -> Any:
+    if request.mimetype not in _JSON_TYPES:
+        raise HookError(415, "Content-Type must be application/json", code="unsupported-media-type")
+    raw = request.get_data(cache=False)
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise HookError(400, "request body is not valid JSON", code="malformed-json") from exc
+
+
+@blueprint.get("/cds-services")
+def discovery():
+    return jsonify(state().registry.discovery())
+
+
+@blueprint.post("/cds-services/<service_id>")
+def invoke(service_id: str):
+    service = state().registry.get(service_id)
+    if service is None:
+        raise HookError(404, f"unknown service {service_id[:80]!r}", code="unknown-service")
+    outcome = state().engine.evaluate(service, json_body())
+    return jsonify(outcome.body)
+
+
+@blueprint.get("/healthz")
+def healthz():
+    return jsonify({"status": "ok", "services": len(state().registry)})
