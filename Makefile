@@ -27,7 +27,7 @@ run: $(STAMP)
 	mkdir -p data
 	$(VENV)/bin/cds serve --host 127.0.0.1 --port 8080
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/ruff check cds hooks tests benchmarks
 	$(PY) -m pytest
 
