@@ -1,0 +1,175 @@
+"""Small, pure readers over fhir.resources models: codes, dates, statuses and attached text.
+
+FHIR lets the same fact sit in many places (effectiveDateTime or effectivePeriod.start or issued;
+code.text or a coding display; presentedForm base64). These helpers read them in one order so
+every rule sees dates and text the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+import re
+from datetime import date, datetime
+from typing import Any
+
+_TAGS = re.compile(r"<(script|style)[^>]*>.*?</\1>|<[^>]+>", re.S | re.I)
+_BLOCK = re.compile(r"<\s*(br|/p|/div|/li|/tr|/h\d|p|div|li|tr|h\d)\b[^>]*>", re.I)
+
+
+def codings(concept: Any) -> list[tuple[str | None, str | None]]:
+    """(system, code) pairs of a CodeableConcept or a list of them."""
+    if concept is None:
+        return []
+    if isinstance(concept, list):
+        return [pair for item in concept for pair in codings(item)]
+    return [(c.system, c.code) for c in (getattr(concept, "coding", None) or [])]
+
+
+def concept_text(concept: Any) -> str:
+    """code.text plus coding displays: where vendors put the human name of a local code."""
+    if concept is None:
+        return ""
+    if isinstance(concept, list):
+        return " ".join(concept_text(c) for c in concept)
+    parts = [getattr(concept, "text", None) or ""]
+    parts += [c.display or "" for c in (getattr(concept, "coding", None) or [])]
+    return " ".join(p for p in parts if p)
+
+
+def concept_name(concept: Any) -> str:
+    """The one best human name of a concept: its text, else the first coding display."""
+    if concept is None:
+        return ""
+    if getattr(concept, "text", None):
+        return concept.text
+    return next((c.display for c in getattr(concept, "coding", None) or [] if c.display), "")
+
+
+def status_code(concept: Any) -> str | None:
+    """First code of a status CodeableConcept (Condition.clinicalStatus, verificationStatus)."""
+    pairs = codings(concept)
+    return pairs[0][1] if pairs else None
+
+
+def as_date(value: Any) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value)
+    try:
+        if len(text) == 4:
+            return date(int(text), 7, 1)  # a year only: mid-year, so day windows stay sane
+        if len(text) == 7:
+            return date(int(text[:4]), int(text[5:7]), 15)
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        return None
+
+
+def resource_date(res: Any) -> date | None:
+    """DATE(x) of the brief: the first clinically meaningful date the resource carries."""
+    for name in (
+        "effectiveDateTime",
+        "effectivePeriod",
+        "effectiveInstant",
+        "performedDateTime",
+        "performedPeriod",
+        "occurrenceDateTime",
+        "occurrencePeriod",
+        "onsetDateTime",
+        "onsetPeriod",
+        "period",
+        "issued",
+        "date",
+        "authoredOn",
+        "recordedDate",
+    ):
+        value = getattr(res, name, None)
+        if value is None:
+            continue
+        if hasattr(value, "start"):
+            value = value.start or getattr(value, "end", None)
+        found = as_date(value)
+        if found:
+            return found
+    return None
+
+
+def onset_date(cond: Any) -> date | None:
+    for name in ("onsetDateTime", "onsetPeriod", "recordedDate"):
+        value = getattr(cond, name, None)
+        if value is not None and hasattr(value, "start"):
+            value = value.start
+        found = as_date(value)
+        if found:
+            return found
+    return None
+
+
+def reference(res: Any) -> str:
+    return f"{res.get_resource_type()}/{res.id}" if getattr(res, "id", None) else res.get_resource_type()
+
+
+def condition_usable(cond: Any) -> bool:
+    """USABLE_COND: not entered-in-error or refuted (historical evidence may still count)."""
+    return status_code(cond.verificationStatus) not in ("entered-in-error", "refuted")
+
+
+def condition_active(cond: Any) -> bool:
+    """ACTIVE_COND of the brief."""
+    if not condition_usable(cond):
+        return False
+    clinical = status_code(cond.clinicalStatus)
+    if clinical is not None:
+        return clinical in ("active", "recurrence", "relapse")
+    return not any(
+        getattr(cond, n, None)
+        for n in ("abatementDateTime", "abatementPeriod", "abatementString", "abatementAge", "abatementRange")
+    )
+
+
+def html_to_text(markup: str) -> str:
+    markup = _BLOCK.sub("\n", markup)
+    return html.unescape(_TAGS.sub(" ", markup))
+
+
+def attachment_text(att: Any, max_chars: int) -> tuple[str, str] | None:
+    """Decoded text of an inline text/plain or text/html attachment, else None (PDF, URL-only)."""
+    content_type = (getattr(att, "contentType", None) or "text/plain").split(";")[0].strip().lower()
+    if content_type not in ("text/plain", "text/html", "application/xhtml+xml") or not att.data:
+        return None
+    raw = att.data
+    try:
+        data = raw if isinstance(raw, bytes) else base64.b64decode(raw, validate=False)
+        # fhir.resources already decodes base64Binary to bytes in some versions; decode defensively.
+        text = data[: max_chars * 4].decode("utf-8", errors="replace")
+    except (binascii.Error, ValueError):
+        return None
+    if content_type != "text/plain":
+        text = html_to_text(text)
+    return text[:max_chars], content_type
+
+
+def narrative_values(obs: Any) -> list[str]:
+    """Text an Observation carries: valueString, valueCodeableConcept, components, note."""
+    out = []
+    if getattr(obs, "valueString", None):
+        out.append(obs.valueString)
+    if getattr(obs, "valueCodeableConcept", None) is not None:
+        out.append(concept_text(obs.valueCodeableConcept))
+    for comp in getattr(obs, "component", None) or []:
+        label = concept_text(comp.code)
+        value = comp.valueString or (
+            concept_text(comp.valueCodeableConcept) if comp.valueCodeableConcept else ""
+        )
+        if value:
+            out.append(f"{label}: {value}" if label else value)
+    for note in getattr(obs, "note", None) or []:
+        if note.text:
+            out.append(note.text)
+    return [t for t in out if t and t.strip()]

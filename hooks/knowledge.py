@@ -1,0 +1,114 @@
+"""Versioned knowledge files (value sets, windows, card text), loaded once at start-up.
+
+Codes are matched on (canonical system, normalized code): ICD-10-CM codes are upper-cased with
+the dot removed, so `M47816`, `m47.816` and `M47.816` are the same code, and system aliases
+(OIDs, older URIs) map to one canonical URI. A site can point `CDS_KNOWLEDGE_DIR` at a copy of
+these files to change codes, windows or wording without a code change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_DIR = Path(__file__).parent / "knowledge"
+
+
+def normalize_code(system_key: str, code: str) -> str:
+    code = code.strip()
+    return code.upper().replace(".", "") if system_key == "icd10cm" else code
+
+
+@dataclass(frozen=True)
+class Concept:
+    system: str  # canonical URI
+    code: str  # as written in the knowledge file (ICD with its dot)
+    display: str
+    verification: str
+
+
+@dataclass
+class ValueSet:
+    name: str
+    purpose: str
+    concepts: list[Concept]
+    _index: set[tuple[str, str]] = field(default_factory=set, repr=False)
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self._index
+
+    def codes(self, system: str | None = None) -> list[str]:
+        return [c.code for c in self.concepts if system is None or c.system == system]
+
+
+class Terminology:
+    """Canonical systems plus value sets, with code normalization done once."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.version: str = str(data["version"])
+        self._system_key: dict[str, str] = {}
+        self.uri: dict[str, str] = {}
+        for key, spec in data["systems"].items():
+            self.uri[key] = spec["uri"]
+            for alias in [spec["uri"], *spec.get("aliases", [])]:
+                self._system_key[alias.rstrip("/").lower()] = key
+        self.sets: dict[str, ValueSet] = {}
+        self.displays: dict[tuple[str, str], str] = {}
+        for name, spec in data["sets"].items():
+            concepts = []
+            index = set()
+            for c in spec["codes"]:
+                key = c["system"]
+                code = str(c["code"])
+                concepts.append(
+                    Concept(self.uri[key], code, c.get("display", ""), c.get("verification", "U"))
+                )
+                index.add((key, normalize_code(key, code)))
+                self.displays[(key, normalize_code(key, code))] = c.get("display", "")
+            self.sets[name] = ValueSet(name, spec.get("purpose", ""), concepts, index)
+
+    def system_key(self, system: str | None) -> str | None:
+        return self._system_key.get((system or "").rstrip("/").lower())
+
+    def key(self, system: str | None, code: str | None) -> tuple[str, str] | None:
+        """(system key, normalized code) or None when the system is unknown to us."""
+        skey = self.system_key(system)
+        if skey is None or not code:
+            return None
+        return skey, normalize_code(skey, code)
+
+    def in_set(self, set_name: str, codings: Iterable[tuple[str | None, str | None]]) -> bool:
+        vs = self.sets[set_name]
+        return any((k := self.key(s, c)) is not None and k in vs for s, c in codings)
+
+    def matching(self, set_name: str, codings: Iterable[tuple[str | None, str | None]]) -> list[str]:
+        """The codes (as written in the resource) that fall in the set."""
+        vs = self.sets[set_name]
+        return [str(c) for s, c in codings if (k := self.key(s, c)) is not None and k in vs]
+
+    def display(self, system_key: str, code: str) -> str:
+        return self.displays.get((system_key, normalize_code(system_key, code)), "")
+
+    def coding(self, system_key: str, code: str) -> dict[str, str]:
+        """A FHIR Coding for a code of ours (used when building suggested resources)."""
+        out = {"system": self.uri[system_key], "code": code}
+        display = self.display(system_key, code)
+        if display:
+            out["display"] = display
+        return out
+
+
+def load_yaml(name: str, directory: Path | None = None) -> dict[str, Any]:
+    path = (directory or DEFAULT_DIR) / name
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or "version" not in data:
+        raise ValueError(f"knowledge file {path} must be a mapping with a version")
+    return data
+
+
+def load_terminology(directory: Path | None = None) -> Terminology:
+    return Terminology(load_yaml("valuesets.yaml", directory))

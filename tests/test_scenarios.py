@@ -1,0 +1,112 @@
+"""The clinical scenarios of the brief (and extra order-entry cases) through the real HTTP endpoint.
+
+Each fixture in fhir_fixtures/scenarios is a complete hook request; expected.yaml states which rules
+fire, their indicators, the codes their suggestions order, which are recommended and, for the
+EMG/NCS services, which draft order each card is about. Every response also passes the validator.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cds.app import create_app
+from tests.builders import FIXTURES, post, settings
+
+SCENARIOS = FIXTURES / "scenarios"
+EXPECTED = yaml.safe_load((SCENARIOS / "expected.yaml").read_text())
+CANDIDATES = {"M54.16", "M54.17", "M51.16", "M51.17", "M47.26", "M47.27"}
+
+
+@pytest.fixture(scope="module")
+def scenario_client():
+    app = create_app(settings(clock=datetime(2026, 1, 15, 15, 0, tzinfo=UTC)))
+    with app.test_client() as client:
+        yield client
+
+
+def suggestion_codes(suggestion: dict[str, Any]) -> list[str]:
+    codes = []
+    for action in suggestion.get("actions", []):
+        resource = action.get("resource") or {}
+        if action["type"] == "create":
+            codes += [c["code"] for c in resource["code"]["coding"]]
+        elif action["type"] == "update":
+            codes += [c["code"] for rc in resource.get("reasonCode", [])[-1:] for c in rc["coding"]]
+    return codes
+
+
+def card_order(card: dict[str, Any]) -> str | None:
+    for suggestion in card.get("suggestions", []):
+        for action in suggestion["actions"]:
+            if action["type"] == "delete":
+                return action["resourceId"]
+            if action["type"] == "update":
+                return f"ServiceRequest/{action['resource']['id']}"
+    return None
+
+
+def summarize(card: dict[str, Any]) -> dict[str, Any]:
+    suggestions = card.get("suggestions", [])
+    return {
+        "rule": card["source"]["topic"]["code"],
+        "indicator": card["indicator"],
+        "suggested_codes": sorted(c for s in suggestions for c in suggestion_codes(s)),
+        "recommended": sorted(c for s in suggestions if s.get("isRecommended") for c in suggestion_codes(s)),
+        "deletes": sorted(
+            a["resourceId"] for s in suggestions for a in s["actions"] if a["type"] == "delete"
+        ),
+        "order": card_order(card),
+    }
+
+
+def expected_card(exp: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "rule": exp["rule"],
+        "indicator": exp["indicator"],
+        "suggested_codes": sorted(exp.get("suggested_codes", [])),
+        "deletes": sorted(exp.get("deletes", [])),
+        "order": exp.get("order"),
+    }
+
+
+@pytest.mark.parametrize("case", EXPECTED, ids=[Path(c["file"]).stem for c in EXPECTED])
+def test_scenario(scenario_client, case):
+    body = json.loads((SCENARIOS / case["file"]).read_text())
+    assert case["now"] == "2026-01-15"
+    response = post(scenario_client, case["service"], body)
+    assert response.status_code == 200, response.get_json()
+    cards = [summarize(c) for c in response.get_json()["cards"]]
+    got = sorted(({k: v for k, v in c.items() if k != "recommended"} for c in cards), key=json.dumps)
+    if not any("order" in e for e in case["cards"]):
+        for c in got:
+            c["order"] = None
+    want = sorted((expected_card(e) for e in case["cards"]), key=json.dumps)
+    assert got == want, f"{case['file']}: {case['note']}"
+    for exp in case["cards"]:
+        card = next(
+            c for c in cards if c["rule"] == exp["rule"] and c["order"] == exp.get("order", c["order"])
+        )
+        if exp.get("recommended") == ["any-one-of-candidates"]:
+            assert len(card["recommended"]) == 1 and card["recommended"][0] in CANDIDATES
+            if exp.get("recommended_preferred"):
+                assert card["recommended"] == [exp["recommended_preferred"]]
+        else:
+            assert card["recommended"] == sorted(exp.get("recommended", [])), exp["rule"]
+
+
+def test_every_card_cites_its_evidence_and_source(scenario_client):
+    """Each card says which resource fired it, with its date, and links a guideline or policy."""
+    for case in EXPECTED:
+        body = json.loads((SCENARIOS / case["file"]).read_text())
+        for card in post(scenario_client, case["service"], body).get_json()["cards"]:
+            assert card["source"]["url"].startswith("https://"), card["summary"]
+            assert card["source"]["topic"]["system"] == "urn:spine-cds:rule"
+            detail = card["detail"]
+            assert "/" in detail and "(20" in detail, f"{case['file']} {card['summary']}: no cited evidence"
+            assert len(card["summary"]) < 140
