@@ -13,9 +13,12 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from cds.config import Settings
 from cds.fhir import FhirClient
 from cds.logs import IdHasher, configure, log
+from cds.netguard import NetGuard
 from cds.pipeline import Engine
 from cds.registry import Registry, Service
 from cds.request import HookError
+from cds.security import build_authenticator
+from cds.security import install as install_auth
 
 logger = logging.getLogger("cds.app")
 
@@ -36,20 +39,23 @@ def error_body(status: int, code: str, message: str):
 def create_app(config: Settings | None = None, services: Iterable[Service] | None = None) -> Flask:
     """Build the app. `services` replaces the production registry (tests use it for test-only services)."""
     settings = config or Settings.load()
-    configure(settings.log_level)
+    configure(settings.log_level, settings.log_to_stderr)
     if services is None:
         from hooks import services as production_services
 
         services = production_services(settings)
     registry = Registry(services)
+    guard = NetGuard(settings.fhir_allowed_hosts)
     fhir = FhirClient(
         connect_timeout=settings.fhir_connect_timeout_s,
         read_timeout=settings.fhir_read_timeout_s,
         max_pages=settings.fhir_max_pages,
         max_response_bytes=settings.fhir_max_response_bytes,
         workers=settings.fhir_workers,
+        guard=guard,
     )
-    engine = Engine(settings, fhir, IdHasher(settings.hash_key))
+    engine = Engine(settings, fhir, IdHasher(settings.hash_key), guard)
+    authenticator = build_authenticator(settings)
 
     app = Flask("spine-cds")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -63,6 +69,8 @@ def create_app(config: Settings | None = None, services: Iterable[Service] | Non
         max_age=600,
         allow_private_network=settings.profile == "dev",
     )
+
+    install_auth(app, settings, authenticator)
 
     from cds.routes import blueprint
 

@@ -20,6 +20,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from werkzeug.serving import run_simple
 
     from cds.app import create_app
+    from cds.security import StartupError
 
     overrides: dict[str, Any] = {}
     if args.host:
@@ -27,7 +28,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.port:
         overrides["port"] = args.port
     settings = _settings(args, **overrides)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     run_simple(settings.host, settings.port, app, threaded=True, use_reloader=False)
     return 0
 
@@ -64,7 +69,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: cannot read {args.request}: {exc}", file=sys.stderr)
         return 2
-    overrides: dict[str, Any] = {"log_level": "WARNING"}
+    overrides: dict[str, Any] = {"log_level": "WARNING", "log_to_stderr": True}
     if args.now:
         overrides["clock"] = datetime.fromisoformat(args.now)
     app = create_app(_settings(args, **overrides))

@@ -11,11 +11,14 @@ import json
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Lists read from the environment as "a,b,c" (or a JSON array), not only as JSON.
+CsvList = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -24,7 +27,7 @@ class Settings(BaseSettings):
     profile: Literal["dev", "prod"] = "dev"
     host: str = "127.0.0.1"
     port: int = 8080
-    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    cors_origins: CsvList = Field(default_factory=lambda: ["*"])
     max_body_bytes: int = 5 * 1024 * 1024
     max_prefetch_resources: int = 20_000
 
@@ -37,17 +40,40 @@ class Settings(BaseSettings):
     fhir_max_response_bytes: int = 20 * 1024 * 1024
     fhir_workers: int = 16
 
+    # Trust (issue 5): JWT verification of the CDS client, and where the FHIR fallback may connect.
+    auth: Literal["required", "off"] | None = None  # default: off in dev, required in prod
+    trusted_clients: Path | None = None  # JSON or YAML list of {iss, jwks_url | jwks, fhir_servers, ...}
+    public_base_url: str | None = None  # externally visible base URL, for the JWT audience
+    aud_aliases: CsvList = Field(default_factory=list)  # other base URLs the service is reached at
+    jwt_algorithms: CsvList = Field(default_factory=lambda: ["ES384", "RS384"])
+    jwt_leeway_s: int = 60
+    jwks_ttl_s: int = 3600
+    jwks_refetch_interval_s: float = 30.0
+    redis_url: str | None = None  # shared jti replay cache across workers and replicas
+    # Hosts or IP addresses the FHIR fallback may reach even though they are loopback or link-local.
+    fhir_allowed_hosts: CsvList = Field(default_factory=list)
+
     # Keyed hash of patient ids in logs. A random per-process key is used when unset.
     hash_key: str | None = None
     log_level: str = "INFO"
+    log_to_stderr: bool = False  # the offline CLI keeps stdout for the response
     knowledge_dir: Path | None = None
     # Fixed clock for replaying fixtures (tests, `cds evaluate --now`). Never set in production.
     clock: datetime | None = None
 
-    @field_validator("cors_origins", mode="before")
+    # Feedback and card audit (issue 6): an SQLAlchemy URL; default an SQLite file (WAL) in data_dir.
+    # data_dir also keeps the generated hash key (hash.key) when hash_key is unset.
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    audit_queue_max: int = 10_000  # card audit rows waiting for the background writer
+    audit_batch_max: int = 500  # rows per audit insert
+
+    @field_validator("cors_origins", "aud_aliases", "jwt_algorithms", "fhir_allowed_hosts", mode="before")
     @classmethod
     def _split(cls, v: Any) -> Any:
-        if isinstance(v, str) and not v.strip().startswith("["):
+        if isinstance(v, str):
+            if v.strip().startswith("["):
+                return json.loads(v)
             return [o.strip() for o in v.split(",") if o.strip()]
         return v
 
@@ -68,3 +94,25 @@ class Settings(BaseSettings):
         if settings.profile == "prod" and "cors_origins" not in merged:
             settings.cors_origins = []
         return settings
+
+    def resolved_database_url(self) -> str:
+        """The configured database, or the SQLite file under data_dir (created on demand)."""
+        if self.database_url:
+            return self.database_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.data_dir / 'cds.sqlite3').resolve()}"
+
+    def resolved_hash_key(self) -> str:
+        """CDS_HASH_KEY, else a key generated once and kept in data_dir/hash.key (mode 0600).
+
+        The audit trail joins cards of the same patient across restarts, so the key must be stable.
+        """
+        if self.hash_key:
+            return self.hash_key
+        from cds.store.keyfile import load_or_create_key
+
+        return load_or_create_key(self.data_dir / "hash.key")
+
+    @property
+    def auth_required(self) -> bool:
+        return (self.auth or ("required" if self.profile == "prod" else "off")) == "required"

@@ -23,6 +23,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from cds.logs import log
+from cds.netguard import NetGuard
 
 logger = logging.getLogger("cds.fhir")
 FHIR_JSON = "application/fhir+json"
@@ -75,7 +76,9 @@ class FhirClient:
         max_response_bytes: int = 20 * 1024 * 1024,
         workers: int = 16,
         session: requests.Session | None = None,
+        guard: NetGuard | None = None,
     ) -> None:
+        self.guard = guard or NetGuard()
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_pages = max_pages
@@ -178,6 +181,8 @@ class FhirClient:
         remaining = deadline.remaining()
         if remaining <= 0:
             raise _Failure("timeout")
+        if self.guard.refuse(url, resolve=True):
+            raise _Failure("forbidden-address")
         headers = {"Accept": FHIR_JSON}
         if token:
             headers["Authorization"] = f"Bearer {token}"

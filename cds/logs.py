@@ -60,23 +60,27 @@ class JsonFormatter(logging.Formatter):
 
 
 class StdoutHandler(logging.StreamHandler):
-    """Writes to whatever sys.stdout is at emit time (so redirection and test capture just work)."""
+    """Writes to whatever sys.stdout (or sys.stderr) is at emit time, so redirection and test capture work.
 
-    def __init__(self) -> None:
+    The offline `cds evaluate` sends logs to stderr so that its stdout is exactly the response JSON.
+    """
+
+    def __init__(self, to_stderr: bool = False) -> None:
+        self.to_stderr = to_stderr
         super().__init__(sys.stdout)
 
     @property  # type: ignore[override]
-    def stream(self):  # noqa: D401
-        return sys.stdout
+    def stream(self):
+        return sys.stderr if self.to_stderr else sys.stdout
 
     @stream.setter
     def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; we always follow sys.stdout
         pass
 
 
-def configure(level: str = "INFO") -> None:
+def configure(level: str = "INFO", to_stderr: bool = False) -> None:
     """Route our loggers (and Flask/werkzeug's) to stdout as JSON lines. Idempotent."""
-    handler = StdoutHandler()
+    handler = StdoutHandler(to_stderr)
     handler.setFormatter(JsonFormatter())
     for name in ("cds", "hooks", "werkzeug"):
         logger = logging.getLogger(name)

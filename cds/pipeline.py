@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from cds.auth import Caller
 from cds.cards import Card, Response
 from cds.config import Settings
 from cds.fhir import Deadline, FetchResult, FhirClient, same_origin
 from cds.logs import IdHasher, log
+from cds.netguard import NetGuard
 from cds.parse import parse_one, parse_resources
 from cds.prefetch import Status, classify, render
 from cds.registry import HookInput, Service
@@ -56,19 +58,23 @@ def _references(orders: Iterable[dict[str, Any]], fields: Iterable[str]) -> list
 
 
 class Engine:
-    def __init__(self, settings: Settings, fhir: FhirClient, hasher: IdHasher) -> None:
+    def __init__(self, settings: Settings, fhir: FhirClient, hasher: IdHasher, guard: NetGuard) -> None:
         self.settings = settings
         self.fhir = fhir
         self.hasher = hasher
+        self.guard = guard
 
     def now(self) -> datetime:
         return self.settings.clock or datetime.now(UTC)
 
-    def evaluate(self, service: Service, body: Any) -> Outcome:
+    def evaluate(self, service: Service, body: Any, caller: Caller | None = None) -> Outcome:
+        """`caller` is the authenticated CDS client (None when auth is off)."""
         started = time.perf_counter()
         request = parse_hook_request(body, service.hook, require_https=self.settings.profile == "prod")
         fields: dict[str, Any] = {"hookInstance": request.hook_instance, "service": service.id}
         try:
+            self.check_fhir_server(request, caller)
+            self.check_prefetch_size(request)
             gathered = self.gather(service, request, Deadline(self.settings.fhir_deadline_s))
             fields.update(
                 prefetch=gathered.prefetch_status,
@@ -106,6 +112,32 @@ class Engine:
         return Outcome(body_out, cards, request)
 
     # -- stage 2: prefetch or FHIR fetch ---------------------------------------------------------
+
+    def check_fhir_server(self, request: HookRequest, caller: Caller | None) -> None:
+        """Refuse a fhirServer we must never send a token to, before anything is fetched."""
+        url = request.fhir_server
+        if url is None:
+            return
+        if caller is not None and not caller.client.allows_fhir_server(url):
+            raise HookError(
+                400, "fhirServer is not a FHIR server of the authenticated client", "fhir-server-refused"
+            )
+        reason = self.guard.refuse(url, resolve=False)
+        if reason:
+            raise HookError(400, f"fhirServer refused: {reason}", "fhir-server-refused")
+
+    def check_prefetch_size(self, request: HookRequest) -> None:
+        count = sum(
+            len(v.get("entry") or []) if v.get("resourceType") == "Bundle" else 1
+            for v in request.prefetch.values()
+            if isinstance(v, dict)
+        )
+        if count > self.settings.max_prefetch_resources:
+            raise HookError(
+                413,
+                f"prefetch holds {count} resources; the limit is {self.settings.max_prefetch_resources}",
+                "prefetch-too-large",
+            )
 
     def gather(self, service: Service, request: HookRequest, deadline: Deadline) -> Gathered:
         out = Gathered()
@@ -154,6 +186,9 @@ class Engine:
                 )
             out.unresolved.extend(reads.values())
             return out
+        reason = self.guard.refuse(request.fhir_server, resolve=True)
+        if reason:
+            raise HookError(400, f"fhirServer refused: {reason}", "fhir-server-refused")
         token = request.fhir_authorization.access_token if request.fhir_authorization else None
         fetch_started = time.perf_counter()
         results = self.fhir.fetch_all(

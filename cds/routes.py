@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 
 from cds.request import HookError
 
@@ -37,7 +37,7 @@ def invoke(service_id: str):
     service = state().registry.get(service_id)
     if service is None:
         raise HookError(404, f"unknown service {service_id[:80]!r}", code="unknown-service")
-    outcome = state().engine.evaluate(service, json_body())
+    outcome = state().engine.evaluate(service, json_body(), caller=g.get("caller"))
     return jsonify(outcome.body)
 
 

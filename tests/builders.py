@@ -97,7 +97,12 @@ def make_test_services() -> list[Service]:
 
 
 def settings(**overrides: Any) -> Settings:
-    base: dict[str, Any] = {"hash_key": "test-key", "fhir_deadline_s": 1.5, "fhir_read_timeout_s": 1.0}
+    base: dict[str, Any] = {
+        "hash_key": "test-key",
+        "fhir_deadline_s": 1.5,
+        "fhir_read_timeout_s": 1.0,
+        "fhir_allowed_hosts": ["127.0.0.1"],  # the test FHIR engine runs on loopback
+    }
     base.update(overrides)
     return Settings(**base)
 

@@ -1,0 +1,88 @@
+"""Caps that keep hostile input from hurting us, and logs that never leak secrets or patient data."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import responses
+
+from cds.app import create_app
+from tests.builders import FIXTURES, condition, make_test_services, post, pv_request, searchset, settings
+from tests.test_auth import BASE, call, token, trusted_file
+
+SCENARIO = FIXTURES / "scenarios" / "01-l5-no-mri.json"
+
+
+def test_prefetch_entry_cap_is_413_with_clear_message():
+    app = create_app(settings(max_prefetch_resources=50), services=make_test_services())
+    body = pv_request(
+        {
+            "patient": None,
+            "observations": None,
+            "conditions": searchset(*[condition(f"c{i}", "M54.16") for i in range(51)]),
+        }
+    )
+    r = post(app.test_client(), "test-patient-view", body)
+    assert r.status_code == 413 and "limit is 50" in r.get_json()["message"]
+
+
+@responses.activate
+def test_fhir_response_size_cap_is_a_clean_412():
+    app = create_app(settings(fhir_max_response_bytes=10_000), services=make_test_services())
+    responses.get(
+        "https://ehr.example.org/fhir/Condition",
+        json=searchset(*[condition(f"c{i}", "M54.16") for i in range(200)]),
+    )
+    body = pv_request({"patient": None, "observations": None}, fhirServer="https://ehr.example.org/fhir")
+    r = post(app.test_client(), "test-patient-view", body)
+    assert r.status_code == 412 and "response-too-large" in r.get_json()["message"]
+
+
+def test_huge_report_text_is_truncated_not_fatal():
+    app = create_app(settings(clock=datetime(2026, 1, 15, tzinfo=UTC)))
+    body = json.loads(SCENARIO.read_text())
+    report = body["prefetch"]["reports"]["entry"][0]["resource"]
+    report["conclusion"] = report["conclusion"] + " filler" * 400_000
+    r = post(app.test_client(), "l5-radiculopathy-patient-view", body)
+    assert r.status_code == 200
+    assert {c["source"]["topic"]["code"] for c in r.get_json()["cards"]} == {"mri", "conservative-care"}
+
+
+def test_logs_of_full_hook_calls_hold_no_token_jwt_patient_id_or_report_text(tmp_path, capsys):
+    """A real service, a signed call, an access token and a patient id: none of them reach the logs."""
+    body = json.loads(SCENARIO.read_text())
+    patient = body["context"]["patientId"]
+    access_token = "ya29.super-secret-access-token"
+    body["fhirServer"] = "https://ehr.example.org/fhir"
+    body["fhirAuthorization"] = {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "patient/*.read",
+        "subject": "cds",
+        "patient": patient,
+    }
+    app = create_app(
+        settings(
+            auth="required",
+            trusted_clients=trusted_file(tmp_path),
+            public_base_url=BASE,
+            clock=datetime(2026, 1, 15, tzinfo=UTC),
+        )
+    )
+    client = app.test_client()
+    with responses.RequestsMock() as mock:
+        mock.get("https://ehr.example.org/fhir/Encounter", json=searchset())
+        del body["prefetch"]["encounters"]
+        signed = token("/cds-services/l5-radiculopathy-patient-view")
+        ok = call(client, signed, body, path="l5-radiculopathy-patient-view")
+        assert ok.status_code == 200 and ok.get_json()["cards"]
+        assert mock.calls[0].request.headers["Authorization"] == f"Bearer {access_token}"
+    assert call(client, signed, body, path="l5-radiculopathy-patient-view").status_code == 401  # replay
+    out = capsys.readouterr().out
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert any(e["event"] == "hook.call" for e in lines) and any(e["event"] == "auth.rejected" for e in lines)
+    conclusion = body["prefetch"]["reports"]["entry"][0]["resource"]["conclusion"]
+    for secret in (access_token, signed, signed.split(".")[1], patient, conclusion[:40], "denervation"):
+        assert secret not in out, f"leaked into logs: {secret[:30]}"
