@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 NODE_STAMP := tests/fhir_server/node_modules/.installed-stamp
 
-.PHONY: run test lint format clean venv fhir-engine
+.PHONY: run test lint format clean venv fhir-engine fuzz
 
 venv: $(STAMP)
 
@@ -30,6 +30,10 @@ run: $(STAMP)
 test: $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/ruff check cds hooks tests benchmarks
 	$(PY) -m pytest
+
+# The long fuzz run (the short one is part of `make test`): 20,000 examples per property, fresh randomness.
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=20000 $(PY) -m pytest tests/test_fuzz.py -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check cds hooks tests benchmarks

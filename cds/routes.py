@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from cds.request import HookError
 
@@ -39,6 +40,12 @@ def invoke(service_id: str):
         raise HookError(404, f"unknown service {service_id[:80]!r}", code="unknown-service")
     outcome = state().engine.evaluate(service, json_body(), caller=g.get("caller"))
     return jsonify(outcome.body)
+
+
+@blueprint.get("/openapi.yaml")
+def openapi():
+    text = (Path(__file__).parent / "openapi.yaml").read_text(encoding="utf-8")
+    return Response(text, mimetype="application/yaml")
 
 
 @blueprint.get("/healthz")
