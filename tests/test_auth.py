@@ -389,3 +389,15 @@ def test_replay_is_detected_across_two_app_instances_sharing_redis(tmp_path):
     assert call(apps[0].test_client(), reused).status_code == 200
     assert_401(call(apps[1].test_client(), reused))
     assert call(apps[1].test_client(), token()).status_code == 200
+
+
+def test_example_trusted_clients_file_trusts_the_public_sandbox():
+    from cds.auth import load_trusted_clients
+    from tests.builders import ROOT
+
+    clients = {c.iss: c for c in load_trusted_clients(ROOT / "deploy" / "trusted-clients.example.json")}
+    sandbox = clients["https://sandbox.cds-hooks.org"]
+    assert sandbox.jwks_url == "https://sandbox.cds-hooks.org/.well-known/jwks.json"
+    assert sandbox.allows_jku("https://sandbox.cds-hooks.org/.well-known/jwks.json")
+    assert sandbox.allows_fhir_server("https://launch.smarthealthit.org/v/r4/fhir")
+    assert not sandbox.allows_fhir_server("https://launch.smarthealthit.org/v/r2/fhir")
