@@ -178,7 +178,7 @@ class EmgNecessityRules:
         conds = ev.radic_conditions
         suggestions = []
         for i, cond in enumerate(conds[:4]):
-            code = cond.label.split(",")[0].strip()
+            code = cond.code
             coding = self._coding_for(code)
             resource = self._updated(o, [coding], add_refs=[cond.ref], replace=False)
             suggestions.append(
@@ -194,7 +194,7 @@ class EmgNecessityRules:
                     ],
                 )
             )
-        first = conds[0].label.split(",")[0].strip()
+        first = conds[0].code
         detail = self.text["link_detail"].format(
             order=self._order_name(o), dx_list=", ".join(o.icd), conditions=bullets(conds)
         )
@@ -287,7 +287,7 @@ class EmgNecessityRules:
 
     def _fixes(self, o: EdxOrder, ev: PatientEvidence, inp: HookInput, supported: bool) -> list[Suggestion]:
         candidates = self.cfg["candidate_codes"]
-        on_chart = {normalize_code("icd10cm", e.label.split(",")[0]) for e in ev.symptom_conditions}
+        on_chart = {normalize_code("icd10cm", e.code) for e in ev.symptom_conditions}
         recommended = next(
             (c["code"] for c in candidates if normalize_code("icd10cm", c["code"]) in on_chart),
             self.cfg["default_recommended"],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -25,7 +25,7 @@ from hooks.fhirutil import (
     resource_date,
 )
 from hooks.knowledge import Terminology
-from hooks.text_context import FINDING_EXCLUDE, affirmed_mentions
+from hooks.text_context import FINDING_EXCLUDE, affirmed_mentions, html_to_text
 
 SNIPPET = 300
 _HISTORY_ORDER_STATUSES = ("active", "completed")
@@ -37,6 +37,7 @@ class Evidence:
     when: date | None
     text: str
     label: str = ""
+    code: str = ""  # the code that matched, as written in the resource (e.g. "M51.17")
 
     def cite(self, limit: int = 160) -> str:
         when = self.when.isoformat() if self.when else "undated"
@@ -161,22 +162,16 @@ class EvidenceBuilder:
         for cond in conditions:
             if not condition_active(cond):
                 continue
-            pairs = codings(cond.code)
+            pairs, item = self._coded(cond, cond.code, "condition")
             text = concept_text(cond.code) + " " + " ".join(n.text or "" for n in cond.note or [])
-            when = onset_date(cond)
-            item = Evidence(
-                reference(cond),
-                when,
-                _clip(concept_text(cond.code) or "", 120),
-                label=", ".join(c for _, c in pairs if c) or "condition",
-            )
+            when = item.when
             recent = when is None or 0 <= (ev.now - when).days <= red_window
-            if self.terms.in_set("radiculopathy-dx", pairs):
-                ev.radic_conditions.append(item)
-                ev.symptom_conditions.append(item)
-            if self.terms.in_set("radicular-symptom-dx", pairs):
-                ev.symptom_conditions.append(item)
-                ev.radicular_symptoms.append(item)
+            if radic := self.terms.matching("radiculopathy-dx", pairs):
+                ev.radic_conditions.append(replace(item, code=radic[0]))
+                ev.symptom_conditions.append(replace(item, code=radic[0]))
+            if symptom := self.terms.matching("radicular-symptom-dx", pairs):
+                ev.symptom_conditions.append(replace(item, code=symptom[0]))
+                ev.radicular_symptoms.append(replace(item, code=symptom[0]))
             if self.terms.in_set("cauda-equina", pairs) and recent:
                 ev.red_flags.append(item)
             if self.terms.in_set("sphincter-red-flag", pairs) and when is not None and recent:
@@ -309,27 +304,17 @@ class EvidenceBuilder:
                         )
                     )
                 continue
-            for text, _ in texts:
-                self._scan_text(reference(doc), when, text, ev, "Clinical note")
+            for text, content_type in texts:
+                plain = text if content_type == "text/plain" else html_to_text(text)
+                self._scan_text(reference(doc), when, plain, ev, "Clinical note")
 
     def _procedures(self, procedures: list[Any], ev: PatientEvidence) -> None:
         for proc in procedures:
             if proc.status != "completed":
                 continue
-            pairs = codings(proc.code)
-            item = Evidence(
-                reference(proc),
-                resource_date(proc),
-                _clip(concept_text(proc.code), 120),
-                label=", ".join(c for _, c in pairs if c) or "procedure",
-            )
+            pairs, item = self._coded(proc, proc.code, "procedure")
             if self._is_edx(proc.code)[0]:
-                ev.edx_studies.append(
-                    EdxStudy(
-                        item,
-                        needle=self.terms.in_set("needle-emg", pairs) or not self.terms.in_set("ncs", pairs),
-                    )
-                )
+                ev.edx_studies.append(EdxStudy(item, needle=self._needle(pairs)))
             self._care(pairs, item, ev)
             if self.terms.in_set("spine-surgery", pairs):
                 ev.prior_surgery.append(item)
@@ -338,22 +323,11 @@ class EvidenceBuilder:
         for sr in orders:
             if sr.status not in _HISTORY_ORDER_STATUSES:
                 continue  # revoked, entered-in-error and drafts are not history
-            pairs = codings(sr.code)
-            item = Evidence(
-                reference(sr),
-                resource_date(sr),
-                _clip(concept_text(sr.code), 120),
-                label=", ".join(c for _, c in pairs if c) or "order",
-            )
+            pairs, item = self._coded(sr, sr.code, "order")
             self._care(pairs, item, ev)
             ev.ordered.extend(k for s, c in pairs if (k := self.terms.key(s, c)))
             if sr.status == "completed" and self._is_edx(sr.code)[0]:
-                ev.edx_studies.append(
-                    EdxStudy(
-                        item,
-                        needle=not self.terms.in_set("ncs", pairs) or self.terms.in_set("needle-emg", pairs),
-                    )
-                )
+                ev.edx_studies.append(EdxStudy(item, needle=self._needle(pairs)))
         for sr in drafts:
             ev.ordered.extend(k for s, c in codings(getattr(sr, "code", None)) if (k := self.terms.key(s, c)))
 
@@ -361,17 +335,28 @@ class EvidenceBuilder:
         for enc in encounters:
             if enc.status in ("cancelled", "entered-in-error"):
                 continue
-            pairs = codings(enc.type or []) + codings(enc.serviceType)
-            self._care(
-                pairs,
-                Evidence(
-                    reference(enc),
-                    resource_date(enc),
-                    _clip(concept_text(enc.type or []), 120),
-                    label="encounter",
-                ),
-                ev,
-            )
+            pairs, item = self._coded(enc, enc.type or [], "encounter")
+            self._care(pairs + codings(enc.serviceType), item, ev)
+
+    def _coded(
+        self, res: Any, concept: Any, kind: str
+    ) -> tuple[list[tuple[str | None, str | None]], Evidence]:
+        """A coded resource as evidence: its codes, date and name (onset for a Condition)."""
+        pairs = codings(concept)
+        when = onset_date(res) if res.get_resource_type() == "Condition" else resource_date(res)
+        codes = [c for _, c in pairs if c]
+        item = Evidence(
+            reference(res),
+            when,
+            _clip(concept_text(concept), 120),
+            label=", ".join(codes) or kind,
+            code=codes[0] if codes else "",
+        )
+        return pairs, item
+
+    def _needle(self, pairs: list[tuple[str | None, str | None]]) -> bool:
+        """A completed EDX study counts as needle EMG unless it is coded as NCS only."""
+        return self.terms.in_set("needle-emg", pairs) or not self.terms.in_set("ncs", pairs)
 
     def _care(self, pairs: list[tuple[str | None, str | None]], item: Evidence, ev: PatientEvidence) -> None:
         if self.terms.in_set("pt", pairs):

@@ -9,13 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import html
-import re
 from datetime import date, datetime
 from typing import Any
-
-_TAGS = re.compile(r"<(script|style)[^>]*>.*?</\1>|<[^>]+>", re.S | re.I)
-_BLOCK = re.compile(r"<\s*(br|/p|/div|/li|/tr|/h\d|p|div|li|tr|h\d)\b[^>]*>", re.I)
 
 
 def codings(concept: Any) -> list[tuple[str | None, str | None]]:
@@ -133,13 +128,11 @@ def condition_active(cond: Any) -> bool:
     )
 
 
-def html_to_text(markup: str) -> str:
-    markup = _BLOCK.sub("\n", markup)
-    return html.unescape(_TAGS.sub(" ", markup))
-
-
 def attachment_text(att: Any, max_chars: int) -> tuple[str, str] | None:
-    """Decoded text of an inline text/plain or text/html attachment, else None (PDF, URL-only)."""
+    """(decoded text, content type) of an inline text/plain or HTML attachment, else None (PDF, URL-only).
+
+    HTML is returned as markup: the EMG reader needs its block structure to find sections.
+    """
     content_type = (getattr(att, "contentType", None) or "text/plain").split(";")[0].strip().lower()
     if content_type not in ("text/plain", "text/html", "application/xhtml+xml") or not att.data:
         return None
@@ -150,9 +143,7 @@ def attachment_text(att: Any, max_chars: int) -> tuple[str, str] | None:
         text = data[: max_chars * 4].decode("utf-8", errors="replace")
     except (binascii.Error, ValueError):
         return None
-    if content_type != "text/plain":
-        text = html_to_text(text)
-    return text[:max_chars], content_type
+    return text[: max_chars * 2 if content_type != "text/plain" else max_chars], content_type
 
 
 def narrative_values(obs: Any) -> list[str]:
