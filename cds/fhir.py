@@ -20,10 +20,9 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from cds.logs import log
-from cds.netguard import NetGuard
+from cds.netguard import ForbiddenAddress, GuardedAdapter, NetGuard
 
 logger = logging.getLogger("cds.fhir")
 FHIR_JSON = "application/fhir+json"
@@ -78,13 +77,13 @@ class FhirClient:
         session: requests.Session | None = None,
         guard: NetGuard | None = None,
     ) -> None:
-        self.guard = guard or NetGuard()
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_pages = max_pages
         self.max_response_bytes = max_response_bytes
+        self.guard = guard or NetGuard()
         self.session = session or requests.Session()
-        adapter = HTTPAdapter(pool_connections=workers, pool_maxsize=workers, max_retries=0)
+        adapter = GuardedAdapter(self.guard, pool_connections=workers, pool_maxsize=workers, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fhir")
@@ -181,7 +180,7 @@ class FhirClient:
         remaining = deadline.remaining()
         if remaining <= 0:
             raise _Failure("timeout")
-        if self.guard.refuse(url, resolve=True):
+        if self.guard.refuse(url):
             raise _Failure("forbidden-address")
         headers = {"Accept": FHIR_JSON}
         if token:
@@ -194,6 +193,8 @@ class FhirClient:
                 allow_redirects=False,
                 stream=True,
             )
+        except ForbiddenAddress as exc:
+            raise _Failure("forbidden-address") from exc
         except requests.Timeout as exc:
             raise _Failure("timeout") from exc
         except requests.RequestException as exc:

@@ -1,5 +1,10 @@
 """Where the FHIR fallback may connect: never loopback, link-local or cloud-metadata addresses.
 
+Two layers: `refuse()` rejects a URL by its literal address or host name before anything happens,
+and `GuardedAdapter` checks the address each socket actually connected to, before a byte (or the
+bearer token) is sent. The second layer makes DNS tricks (a name resolving to 127.0.0.1, rebinding)
+useless and costs no extra DNS lookup.
+
 A hook request names its own `fhirServer` and hands us a bearer token for it; without this guard a
 crafted request could make the service send a live EHR token to an internal endpoint (SSRF).
 Private ranges (10/8, 172.16/12, 192.168/16) stay allowed: hospital FHIR servers live there.
@@ -9,8 +14,11 @@ Hosts in `allowed` (e.g. 127.0.0.1 for tests and the demo) bypass the address ch
 from __future__ import annotations
 
 import ipaddress
-import socket
 from urllib.parse import urlsplit
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 METADATA_NAMES = {
     "metadata",
@@ -45,8 +53,8 @@ class NetGuard:
     def __init__(self, allowed_hosts: list[str] | None = None) -> None:
         self.allowed = {h.strip().lower().strip("[]") for h in allowed_hosts or [] if h.strip()}
 
-    def refuse(self, url: str, *, resolve: bool) -> str | None:
-        """Why `url` must not be fetched, or None. `resolve` also checks what the host name resolves to."""
+    def refuse(self, url: str) -> str | None:
+        """Why `url` must not be fetched, judged from its literal address or host name, or None."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return "not an http(s) URL"
@@ -54,26 +62,58 @@ class NetGuard:
         if host in self.allowed:
             return None
         try:
-            literal = ipaddress.ip_address(host)
+            return _forbidden_ip(ipaddress.ip_address(host))
         except ValueError:
-            literal = None
-        if literal is not None:
-            return _forbidden_ip(literal)
+            pass
         if host in METADATA_NAMES or host == "localhost" or host.endswith(".localhost"):
             return "internal host name"
-        if not resolve:
+        return None
+
+    def refuse_peer(self, host: str | None, address: str) -> str | None:
+        """Why a socket connected to `address` (for `host`) must not be used, or None."""
+        if (host or "").lower().strip("[]") in self.allowed or address in self.allowed:
             return None
         try:
-            infos = socket.getaddrinfo(
-                host, parts.port or (443 if parts.scheme == "https" else 80), proto=socket.IPPROTO_TCP
-            )
-        except (OSError, UnicodeError):
-            return None  # unresolvable: the fetch itself fails with connection-error
-        for info in infos:
-            address = info[4][0]
-            if address in self.allowed:
-                continue
             reason = _forbidden_ip(ipaddress.ip_address(address.split("%")[0]))
+        except ValueError:
+            return "unparseable peer address"
+        return f"{host} resolves to a {reason}" if reason else None
+
+
+class ForbiddenAddress(Exception):
+    """Raised from inside the connection (not an OSError, so urllib3 does not retry or wrap it)."""
+
+
+def _guarded(base: type, guard: NetGuard) -> type:
+    class Guarded(base):  # type: ignore[misc, valid-type]
+        def _new_conn(self):
+            sock = super()._new_conn()
+            try:
+                peer = sock.getpeername()[0]
+            except OSError:
+                peer = ""
+            reason = guard.refuse_peer(self.host, peer)
             if reason:
-                return f"{host} resolves to a {reason}"
-        return None
+                sock.close()
+                raise ForbiddenAddress(reason)
+            return sock
+
+    return Guarded
+
+
+class GuardedAdapter(HTTPAdapter):
+    def __init__(self, guard: NetGuard, **kwargs) -> None:
+        self._guard = guard
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        http_pool = type(
+            "GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": _guarded(HTTPConnection, self._guard)}
+        )
+        https_pool = type(
+            "GuardedHTTPSPool",
+            (HTTPSConnectionPool,),
+            {"ConnectionCls": _guarded(HTTPSConnection, self._guard)},
+        )
+        self.poolmanager.pool_classes_by_scheme = {"http": http_pool, "https": https_pool}

@@ -27,14 +27,51 @@ def model_class(resource_type: str) -> Any | None:
         return None
 
 
-def parse_one(raw: dict[str, Any]) -> Any | None:
+# Required elements that real servers and EHR drafts sometimes omit, and a safe stand-in for each:
+# "unknown" statuses never satisfy a rule's status filter, and the subject is the patient in context.
+_STAND_INS: dict[str, Any] = {"status": "unknown", "intent": "order"}
+_REPAIR_ROUNDS = 3
+
+
+def parse_one(raw: dict[str, Any], patient_id: str | None = None) -> Any | None:
+    """Validate one resource; on failure, repair what is safe to repair and try again.
+
+    A malformed optional element (a bad date, a wrong type) is dropped; a missing required subject,
+    status or intent gets a stand-in. Anything else (bad id, unknown type) rejects the resource.
+    """
     cls = model_class(str(raw.get("resourceType", "")))
     if cls is None:
         return None
-    try:
-        return cls.model_validate(raw)
-    except (ValidationError, ValueError, TypeError, RecursionError):
-        return None
+    data = raw
+    for _ in range(_REPAIR_ROUNDS + 1):
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            data = _repaired(data, exc, patient_id)
+            if data is None:
+                return None
+        except (ValueError, TypeError, RecursionError):
+            return None
+    return None
+
+
+def _repaired(data: dict[str, Any], exc: ValidationError, patient_id: str | None) -> dict[str, Any] | None:
+    fixed = dict(data)
+    for error in exc.errors():
+        loc = error.get("loc") or ()
+        name = loc[0] if loc and isinstance(loc[0], str) else None
+        if name is None or name in ("resourceType", "id"):
+            return None
+        if error.get("type", "").endswith("missing"):
+            if name == "subject" and patient_id:
+                fixed[name] = {"reference": f"Patient/{patient_id}"}
+            elif name in _STAND_INS:
+                fixed[name] = _STAND_INS[name]
+            else:
+                return None
+        else:
+            fixed.pop(name, None)
+    return fixed if fixed != data else None
 
 
 def _version_key(raw: dict[str, Any]) -> str:
@@ -58,7 +95,9 @@ def dedupe(raws: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def parse_resources(
-    raws: Iterable[dict[str, Any]], relevant: Callable[[dict[str, Any]], bool] | None = None
+    raws: Iterable[dict[str, Any]],
+    relevant: Callable[[dict[str, Any]], bool] | None = None,
+    patient_id: str | None = None,
 ) -> tuple[dict[str, list[Any]], Counter[str], int]:
     """Returns (resources by type, invalid-skipped count by type, number filtered out as irrelevant)."""
     parsed: dict[str, list[Any]] = defaultdict(list)
@@ -74,7 +113,7 @@ def parse_resources(
             if not keep:
                 filtered += 1
                 continue
-        model = parse_one(raw)
+        model = parse_one(raw, patient_id)
         if model is None:
             skipped[str(raw.get("resourceType"))[:40]] += 1
             continue

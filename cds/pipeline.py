@@ -122,7 +122,7 @@ class Engine:
             raise HookError(
                 400, "fhirServer is not a FHIR server of the authenticated client", "fhir-server-refused"
             )
-        reason = self.guard.refuse(url, resolve=False)
+        reason = self.guard.refuse(url)
         if reason:
             raise HookError(400, f"fhirServer refused: {reason}", "fhir-server-refused")
 
@@ -186,9 +186,6 @@ class Engine:
                 )
             out.unresolved.extend(reads.values())
             return out
-        reason = self.guard.refuse(request.fhir_server, resolve=True)
-        if reason:
-            raise HookError(400, f"fhirServer refused: {reason}", "fhir-server-refused")
         token = request.fhir_authorization.access_token if request.fhir_authorization else None
         fetch_started = time.perf_counter()
         results = self.fhir.fetch_all(
@@ -206,6 +203,10 @@ class Engine:
         reads: dict[str, str],
         out: Gathered,
     ) -> None:
+        if any(r.error == "forbidden-address" for r in results.values()):
+            raise HookError(
+                400, "fhirServer refused: it resolves to a forbidden address", "fhir-server-refused"
+            )
         failed = []
         for key, result in results.items():
             out.fhir_calls += result.calls
@@ -230,10 +231,10 @@ class Engine:
     # -- stage 3: typed input ----------------------------------------------------------------------
 
     def build_input(self, service: Service, request: HookRequest, gathered: Gathered) -> HookInput:
-        resources, skipped, _ = parse_resources(gathered.raws, service.relevant)
+        resources, skipped, _ = parse_resources(gathered.raws, service.relevant, request.patient_id)
         orders = []
         for raw in request.draft_orders:
-            model = parse_one(raw)
+            model = parse_one(raw, request.patient_id)
             if model is None:
                 skipped[f"draft:{raw.get('resourceType')}"] += 1
             else:

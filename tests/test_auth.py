@@ -294,17 +294,56 @@ def test_internal_fhir_servers_are_refused(server):
     assert len(responses.calls) == 0
 
 
-@responses.activate
-def test_host_resolving_to_loopback_is_refused(monkeypatch):
+def test_host_resolving_to_loopback_is_refused_at_connect_time(monkeypatch):
+    """A name resolving to 127.0.0.1 (DNS rebinding): the peer is checked before any byte is sent."""
     import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
 
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [(2, 1, 6, "", ("127.0.0.1", 443))])
-    app = create_app(settings(fhir_allowed_hosts=[]), services=make_test_services())
-    r = app.test_client().post(
-        "/cds-services/test-patient-view", json=fetch_body("https://rebind.example.com/fhir")
-    )
-    assert r.status_code == 400 and "resolves to a loopback" in r.get_json()["message"]
-    assert len(responses.calls) == 0
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            hits.append(self.headers.get("Authorization", ""))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"resourceType": "Bundle", "type": "searchset"}')
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    real = socket.getaddrinfo
+
+    def fake(host, *args, **kwargs):
+        if host == "rebind.example.com":
+            return real("127.0.0.1", *args, **kwargs)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    try:
+        port = server.server_address[1]
+        body = fetch_body(f"http://rebind.example.com:{port}/fhir")
+        body["fhirServer"] = f"http://rebind.example.com:{port}/fhir"
+        body["fhirAuthorization"] = {
+            "access_token": "secret",
+            "token_type": "Bearer",
+            "expires_in": 60,
+            "scope": "patient/*.read",
+            "subject": "cds",
+        }
+        refused = create_app(settings(fhir_allowed_hosts=[]), services=make_test_services())
+        r = refused.test_client().post("/cds-services/test-patient-view", json=body)
+        assert r.status_code == 400 and "forbidden address" in r.get_json()["message"]
+        assert hits == [], "nothing, and no token, reached the loopback server"
+        allowed = create_app(
+            settings(fhir_allowed_hosts=["rebind.example.com"]), services=make_test_services()
+        )
+        assert allowed.test_client().post("/cds-services/test-patient-view", json=body).status_code == 200
+        assert hits == ["Bearer secret"], "an explicitly allowlisted host is reached"
+    finally:
+        server.shutdown()
 
 
 def test_http_fhir_server_is_refused_in_prod(tmp_path):

@@ -224,13 +224,17 @@ def test_handler_crash_is_json_500_without_trace(client, capsys):
     assert "RuntimeError" in out and "p1" not in out.replace('"p1"', "")
 
 
-def test_draft_order_that_fails_fhir_validation_is_skipped_not_fatal(client):
+def test_incomplete_draft_orders_are_repaired_not_dropped(client):
+    """Drafts are often incomplete: a bad or missing status, intent or subject must not hide the order."""
     bad = clone(service_request("sr1"))
     bad["status"] = {"not": "a code"}
+    sparse = clone(service_request("sr2"))
+    for key in ("status", "intent", "subject"):
+        sparse.pop(key)
     r = post(
         client,
         "test-order-sign",
-        order_request("order-sign", [bad, service_request("sr2")], prefetch={"conditions": searchset()}),
+        order_request("order-sign", [bad, sparse], prefetch={"conditions": searchset()}),
     )
     assert r.status_code == 200
-    assert [c["summary"] for c in r.get_json()["cards"]] == ["order sr2"]
+    assert [c["summary"] for c in r.get_json()["cards"]] == ["order sr1", "order sr2"]

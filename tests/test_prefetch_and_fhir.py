@@ -341,18 +341,23 @@ def test_unresolvable_reference_is_reported_not_fatal(client):
     assert r.get_json()["cards"][0]["detail"] == "reasons: unresolved:Condition/gone"
 
 
-def test_invalid_resource_in_prefetch_is_skipped_and_counted(client, capsys):
+def test_invalid_resource_in_prefetch_is_repaired_or_skipped_and_counted(client, capsys):
+    """A bad optional element is dropped (the Condition still counts); what cannot be repaired is skipped."""
     bad = condition("c2", "M54.16")
     bad["onsetDateTime"] = "not-a-date"
+    hopeless = condition("c3", "M51.17")
+    hopeless["id"] = "bad id with spaces"
     body = pv_request(
         {
             "patient": PATIENT,
-            "conditions": searchset(condition("c1", "M54.17"), bad, {"resourceType": "NotAType", "id": "x"}),
+            "conditions": searchset(
+                condition("c1", "M54.17"), bad, hopeless, {"resourceType": "NotAType", "id": "x"}
+            ),
             "observations": None,
         }
     )
     r = post(client, "test-patient-view", body)
-    assert r.status_code == 200 and detail(r).startswith("conditions: M54.17;")
+    assert r.status_code == 200 and detail(r).startswith("conditions: M54.16, M54.17;")
     call = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"hook.call"' in line][-1]
     assert call["skipped_invalid"] == {"Condition": 1, "NotAType": 1}
 
