@@ -412,7 +412,8 @@ class EvidenceBuilder:
     def _severe_grades(self, ref: str, when: date | None, text: str, label: str) -> list[Evidence]:
         for rx in (self.grade, self.grade_rev):
             for m in rx.finditer(text):
-                grade = int(m.group("grade")) - (1 if m.group("mod") == "-" else 0)
+                # MRC grades: 3+ and 4- sit between whole grades, so "3+/5" is not "3/5 or less".
+                grade = int(m.group("grade")) + {"+": 0.5, "-": -0.5}.get(m.group("mod") or "", 0.0)
                 if grade <= self.severe_grade:
                     return [Evidence(ref, when, _clip(m.group(0)), f"{label}: severe L5 weakness")]
         return []

@@ -224,3 +224,45 @@ def test_suggested_orders_are_complete_drafts_citing_the_emg(client):
     assert resource["subject"]["reference"].startswith("Patient/")
     assert resource["reasonCode"][0]["coding"][0]["system"] == "http://hl7.org/fhir/sid/icd-10-cm"
     assert resource["reasonReference"][0]["reference"].startswith("DiagnosticReport/")
+
+
+@pytest.mark.parametrize(
+    "exam,severe",
+    [
+        ("L ankle dorsiflexion 3/5", True),
+        ("EHL 2/5 on the left", True),
+        ("3-/5 left tibialis anterior", True),
+        ("L ankle dorsiflexion 3+/5", False),
+        ("EHL 4-/5", False),
+        ("Strength 5/5 throughout; no foot drop", False),
+        ("Denies weakness. Ankle dorsiflexion 5/5.", False),
+        ("Progressive left foot drop over 3 days", True),
+    ],
+)
+def test_severe_motor_deficit_reading(client, exam, severe):
+    body = load("01-l5-no-mri.json")
+    pid = body["context"]["patientId"]
+    body["prefetch"]["observations"]["entry"].append(
+        {
+            "resource": {
+                "resourceType": "Observation",
+                "id": "exam-x",
+                "status": "final",
+                "category": [
+                    {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                "code": "exam",
+                            }
+                        ]
+                    }
+                ],
+                "code": {"text": "Motor exam"},
+                "subject": {"reference": f"Patient/{pid}"},
+                "effectiveDateTime": "2026-01-12",
+                "valueString": exam,
+            }
+        }
+    )
+    assert ("motor-deficit" in rules(cards(client, PV, body))) is severe
