@@ -98,19 +98,24 @@ def parse_resources(
     raws: Iterable[dict[str, Any]],
     relevant: Callable[[dict[str, Any]], bool] | None = None,
     patient_id: str | None = None,
+    keep: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, list[Any]], Counter[str], int]:
-    """Returns (resources by type, invalid-skipped count by type, number filtered out as irrelevant)."""
+    """Returns (resources by type, invalid-skipped count by type, number filtered out as irrelevant).
+
+    `keep` names resources ("Type/id") that are parsed whatever the filter says: the draft orders
+    point at them (reasonReference), so a rule must be able to resolve them.
+    """
     parsed: dict[str, list[Any]] = defaultdict(list)
     skipped: Counter[str] = Counter()
     filtered = 0
     for raw in dedupe(raws):
-        if relevant is not None:
+        if relevant is not None and f"{raw.get('resourceType')}/{raw.get('id')}" not in keep:
             try:
-                keep = relevant(raw)
+                wanted = relevant(raw)
             except Exception:  # a filter bug on odd JSON must not fail the call; parse the resource instead
                 logger.warning("relevance filter failed", extra={"fields": {"type": raw.get("resourceType")}})
-                keep = True
-            if not keep:
+                wanted = True
+            if not wanted:
                 filtered += 1
                 continue
         model = parse_one(raw, patient_id)

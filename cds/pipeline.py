@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from cds import metrics
 from cds.auth import Caller
 from cds.cards import Card, Response
 from cds.config import Settings
@@ -94,6 +95,7 @@ class Engine:
                 **fields,
                 ms=round((time.perf_counter() - started) * 1000, 1),
             )
+            metrics.observe_hook(service.id, service.hook, time.perf_counter() - started, outcome="rejected")
             raise
         log(
             logger,
@@ -108,6 +110,10 @@ class Engine:
             skipped_invalid=dict(hook_input.skipped),
             unresolved=len(gathered.unresolved),
             ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        metrics.observe_hook(
+            service.id, service.hook, time.perf_counter() - started,
+            prefetch_status=gathered.prefetch_status, cards=cards,
         )
         return Outcome(body_out, cards, request)
 
@@ -231,7 +237,10 @@ class Engine:
     # -- stage 3: typed input ----------------------------------------------------------------------
 
     def build_input(self, service: Service, request: HookRequest, gathered: Gathered) -> HookInput:
-        resources, skipped, _ = parse_resources(gathered.raws, service.relevant, request.patient_id)
+        referenced = frozenset(_references(request.draft_orders, service.resolve_references))
+        resources, skipped, _ = parse_resources(
+            gathered.raws, service.relevant, request.patient_id, referenced
+        )
         orders = []
         for raw in request.draft_orders:
             model = parse_one(raw, request.patient_id)

@@ -32,7 +32,7 @@ def services(settings: Settings) -> list[Service]:
     from hooks.cardkit import CardKit
     from hooks.emg_necessity import EmgNecessityRules
     from hooks.emg_text import EmgTextAnalyzer
-    from hooks.evidence import EvidenceBuilder, relevant
+    from hooks.evidence import EvidenceBuilder
     from hooks.knowledge import load_terminology, load_yaml
     from hooks.l5_radiculopathy import L5Rules
 
@@ -40,6 +40,7 @@ def services(settings: Settings) -> list[Service]:
     terms = load_terminology(directory)
     analyzer = EmgTextAnalyzer.load(directory / "emg_text.yaml" if directory else None)
     builder = EvidenceBuilder(terms, load_yaml("evidence.yaml", directory), analyzer)
+    relevant = builder.relevant
     l5 = L5Rules(builder, CardKit(terms, load_yaml("l5_cards.yaml", directory)))
     emg = EmgNecessityRules(builder, CardKit(terms, load_yaml("emg_necessity.yaml", directory)))
     l5_usage = "Reads EMG/NCS reports, MRI reports, conditions, exam observations, notes and orders."

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -66,6 +65,12 @@ def client():
         yield c
 
 
+def last_hook_call(capsys) -> dict[str, Any]:
+    """Our logs are JSON lines on stdout: the fields of the last hook.call."""
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    return [x for x in lines if x.get("event") == "hook.call"][-1]
+
+
 def cards_signature(response: Any) -> list[tuple[str, str, int, str]]:
     return sorted(
         (c["source"]["topic"]["code"], c["indicator"], len(c.get("suggestions", [])), c["summary"])
@@ -74,7 +79,7 @@ def cards_signature(response: Any) -> list[tuple[str, str, int, str]]:
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_prefetch_absent_service_fetches_from_fhir_and_answers_the_same(fhir, client, name, caplog):
+def test_prefetch_absent_service_fetches_from_fhir_and_answers_the_same(fhir, client, name, capsys):
     case = EXPECTED[name]
     body = json.loads((SCENARIOS / name).read_text())
     with_prefetch = post(client, case["service"], body)
@@ -83,27 +88,27 @@ def test_prefetch_absent_service_fetches_from_fhir_and_answers_the_same(fhir, cl
     fetched = copy.deepcopy(body)
     fetched.pop("prefetch")
     fetched["fhirServer"] = fhir.base_url
-    with caplog.at_level(logging.INFO, logger="cds.hook"):
-        without = post(client, case["service"], fetched)
+    capsys.readouterr()
+    without = post(client, case["service"], fetched)
     assert without.status_code == 200, without.get_json()
     assert cards_signature(without) == cards_signature(with_prefetch)
     assert len(without.get_json()["cards"]) == len(case["cards"])
 
-    call = [r for r in caplog.records if r.getMessage() == "hook.call"][-1]
-    status = call.fields["prefetch"]
+    call = last_hook_call(capsys)
+    status = call["prefetch"]
     assert status and all(v == "fetched" for v in status.values()), status
-    assert call.fields["fhir_calls"] >= len(status)
+    assert call["fhir_calls"] >= len(status)
 
 
-def test_partial_prefetch_fetches_only_missing_keys(fhir, client, caplog):
+def test_partial_prefetch_fetches_only_missing_keys(fhir, client, capsys):
     body = json.loads((SCENARIOS / "09-edx-core-mismatch.json").read_text())
     body["fhirServer"] = fhir.base_url
     for key in ("procedures", "reports"):
         body["prefetch"].pop(key)
-    with caplog.at_level(logging.INFO, logger="cds.hook"):
-        r = post(client, "emg-ncs-necessity-order-sign", body)
+    capsys.readouterr()
+    r = post(client, "emg-ncs-necessity-order-sign", body)
     assert r.status_code == 200 and len(r.get_json()["cards"]) == 2
-    status = [x for x in caplog.records if x.getMessage() == "hook.call"][-1].fields["prefetch"]
+    status = last_hook_call(capsys)["prefetch"]
     assert status["procedures"] == "fetched" and status["reports"] == "fetched"
     assert status["conditions"] == "data"
 
