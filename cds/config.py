@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     cors_origins: CsvList = Field(default_factory=lambda: ["*"])
-    max_body_bytes: int = 5 * 1024 * 1024
+    max_body_bytes: int = 32 * 1024 * 1024  # a 10,000-resource prefetch is about 8 MB
     max_prefetch_resources: int = 20_000
 
     # FHIR fallback: one budget per hook call, split into connect/read timeouts per request.
