@@ -78,6 +78,7 @@ class PatientEvidence:
     esi: list[Evidence] = field(default_factory=list)
     spine_referral: list[Evidence] = field(default_factory=list)
     prior_surgery: list[Evidence] = field(default_factory=list)
+    tumor_or_infection: list[Evidence] = field(default_factory=list)  # contrast MRI (ACR LBP variant 7)
     red_flags: list[Evidence] = field(default_factory=list)
     motor_deficit: list[Evidence] = field(default_factory=list)
     new_deficits: list[Evidence] = field(default_factory=list)
@@ -140,6 +141,7 @@ class EvidenceBuilder:
         self.care_codes = self._union(pre["care_sets"])
         self.report_codes = self._union(pre["report_sets"])
         self.care_text = re.compile(pre["care_text"], re.I)
+        self.contrast_text = re.compile(config["contrast_mri_text"], re.I)
         patterns = [p for _, p, _ in self.red_flag_patterns + self.motor_patterns + self.deficit_patterns]
         patterns += [self.radicular, config["edx_text"], pre["observation_text"], motor["l5_movements"]]
         self.observation_text = re.compile("|".join(f"(?:{p})" for p in patterns), re.I)
@@ -194,7 +196,9 @@ class EvidenceBuilder:
         """
         rtype = raw.get("resourceType")
         if rtype == "Condition":
-            return any(k in self.condition_codes for k in self._raw_keys(raw.get("code")))
+            return any(k in self.condition_codes for k in self._raw_keys(raw.get("code"))) or bool(
+                self.contrast_text.search(self._raw_text(raw.get("code")))
+            )
         if rtype in ("Procedure", "ServiceRequest", "Encounter"):
             concepts = [raw.get("code"), raw.get("type"), raw.get("serviceType")]
             keys = [k for c in concepts if c for k in self._raw_keys(c)]
@@ -252,6 +256,8 @@ class EvidenceBuilder:
             if symptom := self.terms.matching("radicular-symptom-dx", pairs):
                 ev.symptom_conditions.append(replace(item, code=symptom[0]))
                 ev.radicular_symptoms.append(replace(item, code=symptom[0]))
+            if self.contrast_text.search(text):
+                ev.tumor_or_infection.append(item)
             if self.terms.in_set("cauda-equina", pairs) and recent:
                 ev.red_flags.append(item)
             if self.terms.in_set("sphincter-red-flag", pairs) and when is not None and recent:

@@ -166,8 +166,14 @@ class L5Rules:
 
     def _mri(self, s: Situation, inp: HookInput, a1: bool) -> Card:
         spec = self.cards["mri"]
-        contrast = bool(s.ev.prior_surgery)
-        key = "mri_lumbar_contrast" if contrast else "mri_lumbar"
+        why_contrast = (
+            "prior lumbar surgery"
+            if s.ev.prior_surgery
+            else f"suspected tumor or infection ({s.ev.tumor_or_infection[0].text})"
+            if s.ev.tumor_or_infection
+            else ""
+        )
+        key = "mri_lumbar_contrast" if why_contrast else "mri_lumbar"
         code = self.orders[key]["code"]
         urgent = a1 or (s.days or 0) >= self.w["conservative_min"]
         priority = "urgent" if a1 else "routine"
@@ -191,7 +197,8 @@ class L5Rules:
             emg=self._emg_line(s),
             duration=_weeks(s.days),
             mri_code=code,
-            mri_reason=" with contrast because of prior lumbar surgery" if contrast else "",
+            mri_name=self.orders[key]["display"],
+            mri_reason=f" with contrast because of {why_contrast}" if why_contrast else "",
             confidence_note=note,
         )
         return self.kit.card(

@@ -266,3 +266,32 @@ def test_severe_motor_deficit_reading(client, exam, severe):
         }
     )
     assert ("motor-deficit" in rules(cards(client, PV, body))) is severe
+
+
+def test_suspected_tumor_switches_to_contrast_mri(client):
+    body = load("01-l5-no-mri.json")
+    pid = body["context"]["patientId"]
+    body["prefetch"]["conditions"]["entry"].append(
+        {
+            "resource": {
+                "resourceType": "Condition",
+                "id": "ca",
+                "subject": {"reference": f"Patient/{pid}"},
+                "clinicalStatus": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                            "code": "active",
+                        }
+                    ]
+                },
+                "code": {
+                    "coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "C50.911"}],
+                    "text": "Malignant neoplasm of right female breast",
+                },
+            }
+        }
+    )
+    mri = next(c for c in cards(client, PV, body) if c["source"]["topic"]["code"] == "mri")
+    codes = [s["actions"][0]["resource"]["code"]["coding"][0]["code"] for s in mri["suggestions"]]
+    assert codes[0] == "72158" and "suspected tumor or infection" in mri["detail"]
