@@ -19,6 +19,7 @@ from cds.registry import Registry, Service
 from cds.request import HookError
 from cds.security import build_authenticator
 from cds.security import install as install_auth
+from cds.store import Store
 
 logger = logging.getLogger("cds.app")
 
@@ -28,6 +29,7 @@ class State:
     settings: Settings
     registry: Registry
     engine: Engine
+    store: Store | None = None  # feedback + card audit (cds.store); flush()/close() at shutdown
 
 
 def error_body(status: int, code: str, message: str):
@@ -54,7 +56,7 @@ def create_app(config: Settings | None = None, services: Iterable[Service] | Non
         workers=settings.fhir_workers,
         guard=guard,
     )
-    engine = Engine(settings, fhir, IdHasher(settings.hash_key), guard)
+    engine = Engine(settings, fhir, IdHasher(settings.resolved_hash_key()), guard)
     authenticator = build_authenticator(settings)
 
     app = Flask("spine-cds")
@@ -75,6 +77,15 @@ def create_app(config: Settings | None = None, services: Iterable[Service] | Non
     from cds.routes import blueprint
 
     app.register_blueprint(blueprint)
+
+    # Feedback, card audit and /analytics (issue 6). Migrates the schema; close_all() flushes at shutdown.
+    from cds.feedback import install as install_feedback
+
+    install_feedback(app, Store.from_settings(settings))
+
+    from cds.metrics import install as install_metrics  # errors by status; /metrics is in routes
+
+    install_metrics(app)
 
     @app.before_request
     def _limit_body():

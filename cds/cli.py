@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +34,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    run_simple(settings.host, settings.port, app, threaded=True, use_reloader=False)
+    import signal
+
+    from cds.store import close_all
+
+    # SIGTERM is a graceful stop: unwind run_simple, then flush the queued card audit before exiting.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        run_simple(settings.host, settings.port, app, threaded=True, use_reloader=False)
+    finally:
+        close_all()
     return 0
 
 
@@ -72,7 +82,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"log_level": "WARNING", "log_to_stderr": True}
     if args.now:
         overrides["clock"] = datetime.fromisoformat(args.now)
-    app = create_app(_settings(args, **overrides))
+    # Offline: keep the audit in memory and write no key file (there is nothing to correlate).
+    overrides.setdefault("database_url", "sqlite://")
+    settings = _settings(args, **overrides)
+    settings.hash_key = settings.hash_key or secrets.token_hex(32)
+    app = create_app(settings)
     state = app.extensions["cds"]
     if args.service:
         chosen = [state.registry.get(args.service)]
@@ -118,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--json", action="store_true", help="print the exact CDS Hooks response JSON")
     evaluate.add_argument("--now", help="evaluate as of this date/time (ISO 8601), for replaying fixtures")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    from cds.store.commands import add_commands  # db upgrade, db prune, report
+
+    add_commands(sub, _settings)
 
     args = parser.parse_args(argv)
     return int(args.func(args))

@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     # Hosts or IP addresses the FHIR fallback may reach even though they are loopback or link-local.
     fhir_allowed_hosts: CsvList = Field(default_factory=list)
 
-    # Keyed hash of patient ids in logs. A random per-process key is used when unset.
+    # Keyed hash of patient ids in logs and the card audit; when unset, see resolved_hash_key().
     hash_key: str | None = None
     log_level: str = "INFO"
     log_to_stderr: bool = False  # the offline CLI keeps stdout for the response

@@ -21,6 +21,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from cds import metrics
 from cds.logs import log
 from cds.netguard import ForbiddenAddress, GuardedAdapter, NetGuard
 
@@ -155,6 +156,7 @@ class FhirClient:
             pages=result.pages,
             ms=round(result.elapsed_ms, 1),
         )
+        metrics.observe_fhir(query, result.error, result.elapsed_ms / 1000, result.calls)
         return result
 
     def _collect(self, body: dict[str, Any], result: FetchResult, base: str) -> str | None:

@@ -39,6 +39,9 @@ def invoke(service_id: str):
     if service is None:
         raise HookError(404, f"unknown service {service_id[:80]!r}", code="unknown-service")
     outcome = state().engine.evaluate(service, json_body(), caller=g.get("caller"))
+    from cds.feedback import record_served  # audit of served cards, queued off the request path
+
+    record_served(service.id, outcome)
     return jsonify(outcome.body)
 
 
@@ -51,3 +54,23 @@ def openapi():
 @blueprint.get("/healthz")
 def healthz():
     return jsonify({"status": "ok", "services": len(state().registry)})
+
+
+@blueprint.get("/readyz")
+def readyz():
+    """Readiness: configuration loaded and, when an audit store is configured, its database reachable."""
+    from cds.health import readiness
+
+    ready, checks = readiness(state())
+    response = jsonify({"status": "ok" if ready else "unavailable", "checks": checks})
+    response.status_code = 200 if ready else 503
+    return response
+
+
+@blueprint.get("/metrics")
+def metrics():
+    """Prometheus text; under gunicorn, merged across the pod's workers (cds.metrics)."""
+    from cds.metrics import render
+
+    body, content_type = render()
+    return Response(body, content_type=content_type)

@@ -192,15 +192,20 @@ def validate_feedback(body: Any) -> list[str]:
             except ValueError:
                 errors.append(f"{p}.outcomeTimestamp: not a real date-time")
         accepted = item.get("acceptedSuggestions")
-        if outcome == "accepted":
-            if not isinstance(accepted, list) or not accepted:
-                errors.append(f"{p}.acceptedSuggestions: required when accepted (cds-fb-2)")
-            elif not all(isinstance(a, dict) and isinstance(a.get("id"), str) and a["id"] for a in accepted):
-                errors.append(f"{p}.acceptedSuggestions: each item needs an id")
+        if outcome == "accepted" and (not isinstance(accepted, list) or not accepted):
+            errors.append(f"{p}.acceptedSuggestions: required when accepted (cds-fb-2)")
+        elif accepted is not None and (
+            not isinstance(accepted, list)
+            or not all(isinstance(a, dict) and isinstance(a.get("id"), str) and a["id"] for a in accepted)
+        ):
+            errors.append(f"{p}.acceptedSuggestions: must be an array of {{id}}, each with an id")
         if "overrideReason" in item:
             reason = item["overrideReason"]
             if not isinstance(reason, dict) or not (reason.get("reason") or reason.get("userComment")):
                 errors.append(f"{p}.overrideReason: needs a reason or a userComment (cds-fb-3)")
-            elif "reason" in reason:
-                _coding(reason["reason"], f"{p}.overrideReason.reason", errors)
+            else:
+                if "reason" in reason:  # it echoes one of the card's overrideReasons, which carry a display
+                    _coding(reason["reason"], f"{p}.overrideReason.reason", errors, need_display=True)
+                if "userComment" in reason and not isinstance(reason["userComment"], str):
+                    errors.append(f"{p}.overrideReason.userComment: must be a string")
     return errors

@@ -1,0 +1,260 @@
+"""The store: card audit (asynchronous, flushed on shutdown) and feedback (committed before the 200).
+
+One `Store` per process and database. Every live store is flushed and closed at interpreter exit
+(`atexit`), and `close_all()` is what gunicorn's `worker_exit` hook and `cds serve`'s SIGTERM handler call.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import os
+import threading
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from cds.store import db
+from cds.store.schema import feedback, served_cards
+from cds.store.writer import AuditWriter, Row
+
+if TYPE_CHECKING:
+    from cds.config import Settings
+
+_live: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+def utcnow() -> datetime:
+    """Naive UTC, the convention of every stored timestamp."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def to_naive_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def parse_timestamp(text: str) -> datetime:
+    """An RFC 3339 timestamp (already validated) as naive UTC."""
+    return to_naive_utc(datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00")))
+
+
+def feedback_key(item: Mapping[str, Any]) -> str:
+    """Same card, outcome, instant, accepted suggestions and override reason = the same item.
+
+    The timestamp is normalised to UTC so `...Z` and `...+00:00` are one item; the reason's display text
+    is left out because clients resend the same code with different wording.
+    """
+    reason = item.get("overrideReason") or {}
+    coding = reason.get("reason") or {}
+    canonical = {
+        "card": item["card"],
+        "outcome": item["outcome"],
+        "at": parse_timestamp(item["outcomeTimestamp"]).isoformat(timespec="microseconds"),
+        "accepted": sorted(a["id"] for a in item.get("acceptedSuggestions") or []),
+        "reason": [coding.get("system"), coding.get("code")] if coding else None,
+        "comment": reason.get("userComment"),
+    }
+    raw = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    received: int
+    stored: int  # new rows; received - stored were already stored (idempotent re-post)
+    unknown_cards: int  # stored items whose card uuid was never served
+
+
+class Store:
+    def __init__(
+        self, url: str, *, queue_max: int = 10_000, batch_max: int = 500, migrate: bool = True
+    ) -> None:
+        self.engine = db.make_engine(url)
+        if migrate:
+            db.upgrade(self.engine)
+            if self.engine.url.database not in (None, "", ":memory:"):
+                self.engine.dispose()  # no connection survives into a forked worker
+        self.writer = AuditWriter(self._write_cards, queue_max, batch_max)
+        # Card uuids accepted for audit but not yet committed: feedback for them is not "unknown".
+        self._queued: set[str] = set()
+        self._queued_lock = threading.Lock()
+        _live.add(self)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, migrate: bool = True) -> Store:
+        return cls(
+            settings.resolved_database_url(),
+            queue_max=settings.audit_queue_max,
+            batch_max=settings.audit_batch_max,
+            migrate=migrate,
+        )
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def read(self) -> sa.Connection:
+        """A read-only connection (SQLite: deferred BEGIN, so readers never block writers)."""
+        return self.engine.connect().execution_options(readonly=True)
+
+    # -- card audit ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def card_rows(
+        service: str, hook_instance: str, patient_hash: str | None, cards: Iterable[Any], at: datetime | None
+    ) -> list[Row]:
+        created = to_naive_utc(at) if at else utcnow()
+        return [
+            {
+                "card_uuid": card.uuid,
+                "service": service,
+                "rule": card.rule,
+                "indicator": card.indicator,
+                "hook_instance": hook_instance,
+                "patient_hash": patient_hash,
+                "created_at": created,
+                "suggestion_uuids": [s.uuid for s in card.suggestions],
+            }
+            for card in cards
+        ]
+
+    def record_served(
+        self,
+        service: str,
+        hook_instance: str,
+        patient_hash: str | None,
+        cards: Iterable[Any],
+        at: datetime | None = None,
+        sync: bool = False,
+    ) -> int:
+        """Audit the cards of one response. Returns at once; `sync=True` writes before returning."""
+        rows = self.card_rows(service, hook_instance, patient_hash, cards, at)
+        with self._queued_lock:
+            self._queued.update(r["card_uuid"] for r in rows)
+        if sync:
+            self._write_cards(rows)
+        else:
+            self.writer.submit(rows)
+        return len(rows)
+
+    def _write_cards(self, rows: Sequence[Row]) -> None:
+        uuids = [r["card_uuid"] for r in rows]
+        with self.engine.begin() as conn:
+            db.advisory_lock(conn, db.AUDIT_LOCK)
+            conn.execute(db.insert_ignore(conn, served_cards, "card_uuid"), list(rows))
+            # Feedback that overtook its card's audit row (queue, or another worker) is known after all.
+            conn.execute(
+                sa.update(feedback)
+                .where(feedback.c.unknown_card.is_(True), feedback.c.card_uuid.in_(uuids))
+                .values(unknown_card=False)
+            )
+        with self._queued_lock:
+            self._queued.difference_update(uuids)
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        return self.writer.flush(timeout)
+
+    def close(self, timeout: float = 30.0) -> bool:
+        flushed = self.writer.close(timeout)
+        _live.discard(self)
+        self.engine.dispose()
+        return flushed
+
+    # -- feedback -----------------------------------------------------------------------------------
+
+    def save_feedback(
+        self, service: str, items: Sequence[Mapping[str, Any]], at: datetime | None = None
+    ) -> FeedbackResult:
+        """Store validated feedback items in one transaction, committed before this returns."""
+        received_at = to_naive_utc(at) if at else utcnow()
+        rows: dict[str, Row] = {}
+        for item in items:
+            reason = item.get("overrideReason") or {}
+            coding = reason.get("reason") or {}
+            key = feedback_key(item)
+            rows.setdefault(
+                key,
+                {
+                    "idempotency_key": key,
+                    "service": service,
+                    "card_uuid": item["card"],
+                    "outcome": item["outcome"],
+                    "outcome_at": parse_timestamp(item["outcomeTimestamp"]),
+                    "accepted_suggestions": [a["id"] for a in item.get("acceptedSuggestions") or []],
+                    "override_system": coding.get("system"),
+                    "override_code": coding.get("code"),
+                    "override_display": coding.get("display"),
+                    "user_comment": reason.get("userComment"),
+                    "received_at": received_at,
+                },
+            )
+        with self.engine.begin() as conn:
+            # Shared: many feedback posts at once, but never interleaved with an audit batch (see above).
+            db.advisory_lock(conn, db.AUDIT_LOCK, shared=True)
+            cards = {r["card_uuid"] for r in rows.values()}
+            with self._queued_lock:  # read before the table: a row leaves this set only once committed
+                known = cards & self._queued
+            known |= set(
+                conn.execute(
+                    sa.select(served_cards.c.card_uuid).where(served_cards.c.card_uuid.in_(cards))
+                ).scalars()
+            )
+            for row in rows.values():
+                row["unknown_card"] = row["card_uuid"] not in known
+            stmt = db.insert_ignore(conn, feedback, "idempotency_key").returning(feedback.c.idempotency_key)
+            stored = set(conn.execute(stmt, list(rows.values())).scalars())
+        unknown = sum(1 for k in stored if rows[k]["unknown_card"])
+        return FeedbackResult(received=len(items), stored=len(stored), unknown_cards=unknown)
+
+    # -- retention ----------------------------------------------------------------------------------
+
+    def prune(self, older_than_days: float, now: datetime | None = None) -> dict[str, int]:
+        """Delete audit rows served, and feedback received, before now - older_than_days."""
+        if older_than_days < 0:
+            raise ValueError("--older-than must be zero or more days")
+        cutoff = (to_naive_utc(now) if now else utcnow()) - timedelta(days=older_than_days)
+        self.flush()
+        with self.engine.begin() as conn:
+            fb = conn.execute(sa.delete(feedback).where(feedback.c.received_at < cutoff)).rowcount
+            cards = conn.execute(sa.delete(served_cards).where(served_cards.c.created_at < cutoff)).rowcount
+        return {"served_cards": cards, "feedback": fb}
+
+    def ping(self) -> bool:
+        """Readiness: can we reach the database?"""
+        try:
+            with self.read() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            return True
+        except sa.exc.SQLAlchemyError:
+            return False
+
+    def counts(self) -> dict[str, int]:
+        with self.read() as conn:
+            return {
+                "served_cards": conn.execute(
+                    sa.select(sa.func.count()).select_from(served_cards)
+                ).scalar_one(),
+                "feedback": conn.execute(sa.select(sa.func.count()).select_from(feedback)).scalar_one(),
+            }
+
+
+def close_all(timeout: float = 30.0) -> bool:
+    """Flush and close every store of this process (graceful shutdown)."""
+    return all([store.close(timeout) for store in list(_live)])
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_live):
+        store.writer.after_fork()
+        store._queued, store._queued_lock = set(), threading.Lock()
+        store.engine.dispose(close=False)
+
+
+atexit.register(close_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
