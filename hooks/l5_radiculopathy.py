@@ -283,7 +283,10 @@ class L5Rules:
 
     def order_select(self, inp: HookInput) -> list[Card]:
         s = self.situation(inp)
-        cards = self.red_flags(s, inp)
+        red = self.red_flags(s, inp)
+        if red:
+            return red  # an emergency: no routine documentation or timing advice next to it
+        cards: list[Card] = []
         selected = [
             o
             for o in inp.draft_orders
