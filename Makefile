@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 NODE_STAMP := tests/fhir_server/node_modules/.installed-stamp
 
-.PHONY: run test lint format clean venv fhir-engine fuzz
+.PHONY: run test lint format clean venv fhir-engine demo fuzz bench
 
 venv: $(STAMP)
 
@@ -26,6 +26,16 @@ fhir-engine: $(NODE_STAMP)
 run: $(STAMP)
 	mkdir -p data
 	$(VENV)/bin/cds serve --host 127.0.0.1 --port 8080
+
+# The CDS Hooks sandbox against local demo patients: FHIR server :8103, service :8080 (auth OFF).
+demo: $(STAMP) $(NODE_STAMP)
+	mkdir -p data
+	$(PY) -m demo
+
+# Production benchmarks under gunicorn (deploy/gunicorn.conf.py), loopback only, ~12 min
+# (BENCH_ARGS=--quick: ~4 min). Results and their analysis: docs/performance.md.
+bench: $(STAMP) $(NODE_STAMP)
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 test: $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/ruff check cds hooks tests benchmarks

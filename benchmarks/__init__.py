@@ -1,0 +1,1 @@
+"""Benchmarks: `python benchmarks/run.py` (load, scaling, FHIR fallback, memory) and NLP precision."""
