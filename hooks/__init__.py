@@ -35,12 +35,14 @@ def services(settings: Settings) -> list[Service]:
     from hooks.evidence import EvidenceBuilder
     from hooks.knowledge import load_terminology, load_yaml
     from hooks.l5_radiculopathy import L5Rules
+    from hooks.prefilter import Prefilter
 
     directory = settings.knowledge_dir
     terms = load_terminology(directory)
     analyzer = EmgTextAnalyzer.load(directory / "emg_text.yaml" if directory else None)
-    builder = EvidenceBuilder(terms, load_yaml("evidence.yaml", directory), analyzer)
-    relevant = builder.relevant
+    evidence_config = load_yaml("evidence.yaml", directory)
+    builder = EvidenceBuilder(terms, evidence_config, analyzer)
+    relevant = Prefilter(terms, evidence_config).relevant
     l5 = L5Rules(builder, CardKit(terms, load_yaml("l5_cards.yaml", directory)))
     emg = EmgNecessityRules(builder, CardKit(terms, load_yaml("emg_necessity.yaml", directory)))
     l5_usage = "Reads EMG/NCS reports, MRI reports, conditions, exam observations, notes and orders."

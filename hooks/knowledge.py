@@ -90,6 +90,10 @@ class Terminology:
         vs = self.sets[set_name]
         return [str(c) for s, c in codings if (k := self.key(s, c)) is not None and k in vs]
 
+    def union(self, set_names: Iterable[str]) -> frozenset[tuple[str, str]]:
+        """(system key, normalized code) pairs of several value sets, for fast raw-JSON lookups."""
+        return frozenset(key for name in set_names for key in self.sets[name]._index)
+
     def display(self, system_key: str, code: str) -> str:
         return self.displays.get((system_key, normalize_code(system_key, code)), "")
 
