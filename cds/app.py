@@ -52,6 +52,7 @@ def create_app(config: Settings | None = None, services: Iterable[Service] | Non
         connect_timeout=settings.fhir_connect_timeout_s,
         read_timeout=settings.fhir_read_timeout_s,
         max_pages=settings.fhir_max_pages,
+        page_size=settings.fhir_page_size,
         max_response_bytes=settings.fhir_max_response_bytes,
         workers=settings.fhir_workers,
         guard=guard,

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     fhir_page_size: int = 200
     fhir_max_response_bytes: int = 20 * 1024 * 1024
     fhir_workers: int = 16
+    parse_cache_entries: int = 2000  # parsed FHIR models kept per worker (~10 KB each); 0 disables
 
     # Trust (issue 5): JWT verification of the CDS client, and where the FHIR fallback may connect.
     auth: Literal["required", "off"] | None = None  # default: off in dev, required in prod

@@ -73,6 +73,7 @@ class FhirClient:
         connect_timeout: float = 1.0,
         read_timeout: float = 2.0,
         max_pages: int = 10,
+        page_size: int | None = 200,
         max_response_bytes: int = 20 * 1024 * 1024,
         workers: int = 16,
         session: requests.Session | None = None,
@@ -81,6 +82,7 @@ class FhirClient:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_pages = max_pages
+        self.page_size = page_size
         self.max_response_bytes = max_response_bytes
         self.guard = guard or NetGuard()
         self.session = session or requests.Session()
@@ -127,6 +129,9 @@ class FhirClient:
         started = time.perf_counter()
         result = FetchResult(query)
         is_read = "?" not in query and query.count("/") == 1
+        if not is_read and not start_url and self.page_size and "_count=" not in query:
+            # Servers page at 20 by default: 200 Observations would be 10 sequential round trips.
+            query = f"{query}{'&' if '?' in query else '?'}_count={self.page_size}"
         url: str | None = start_url or urljoin(base.rstrip("/") + "/", query)
         try:
             while url:

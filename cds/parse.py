@@ -7,8 +7,11 @@ Observation in a 300-resource prefetch must not cost the clinician the whole ans
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from collections import Counter, defaultdict
+import threading
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
@@ -74,6 +77,62 @@ def _repaired(data: dict[str, Any], exc: ValidationError, patient_id: str | None
     return fixed if fixed != data else None
 
 
+class ModelCache:
+    """Parsed models of recently seen resources, keyed by their exact JSON.
+
+    An EHR sends the same chart for patient-view, order-select and order-sign within minutes, so most
+    resources of a call were validated by an earlier one. The key is a digest of the canonical JSON
+    (plus the patient in context, which repairs may use), so any change to a resource is a miss. Models
+    are shared read-only between calls. About 10 KB per cached resource.
+    """
+
+    def __init__(self, max_entries: int = 2000) -> None:
+        self.max_entries = max_entries
+        self._items: OrderedDict[bytes, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(raw: dict[str, Any], patient_id: str | None) -> bytes | None:
+        try:
+            text = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        except (TypeError, ValueError, RecursionError):
+            return None
+        return hashlib.blake2b(f"{patient_id}|{text}".encode(), digest_size=16).digest()
+
+    def get(self, key: bytes) -> Any | None:
+        with self._lock:
+            model = self._items.get(key)
+            if model is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return model
+
+    def put(self, key: bytes, model: Any) -> None:
+        with self._lock:
+            self._items[key] = model
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+
+
+def parse_cached(raw: dict[str, Any], patient_id: str | None, cache: ModelCache | None) -> Any | None:
+    if cache is None or cache.max_entries <= 0:
+        return parse_one(raw, patient_id)
+    key = cache.key(raw, patient_id)
+    if key is None:
+        return parse_one(raw, patient_id)
+    model = cache.get(key)
+    if model is None:
+        model = parse_one(raw, patient_id)
+        if model is not None:
+            cache.put(key, model)
+    return model
+
+
 def _version_key(raw: dict[str, Any]) -> str:
     meta = raw.get("meta") if isinstance(raw.get("meta"), dict) else {}
     return str(meta.get("lastUpdated") or "")
@@ -99,6 +158,7 @@ def parse_resources(
     relevant: Callable[[dict[str, Any]], bool] | None = None,
     patient_id: str | None = None,
     keep: frozenset[str] = frozenset(),
+    cache: ModelCache | None = None,
 ) -> tuple[dict[str, list[Any]], Counter[str], int]:
     """Returns (resources by type, invalid-skipped count by type, number filtered out as irrelevant).
 
@@ -118,7 +178,7 @@ def parse_resources(
             if not wanted:
                 filtered += 1
                 continue
-        model = parse_one(raw, patient_id)
+        model = parse_cached(raw, patient_id, cache)
         if model is None:
             skipped[str(raw.get("resourceType"))[:40]] += 1
             continue

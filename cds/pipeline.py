@@ -20,7 +20,7 @@ from cds.config import Settings
 from cds.fhir import Deadline, FetchResult, FhirClient, same_origin
 from cds.logs import IdHasher, log
 from cds.netguard import NetGuard
-from cds.parse import parse_one, parse_resources
+from cds.parse import ModelCache, parse_one, parse_resources
 from cds.prefetch import Status, classify, render
 from cds.registry import HookInput, Service
 from cds.request import HookError, HookRequest, parse_hook_request
@@ -64,6 +64,7 @@ class Engine:
         self.fhir = fhir
         self.hasher = hasher
         self.guard = guard
+        self.models = ModelCache(settings.parse_cache_entries)
 
     def now(self) -> datetime:
         return self.settings.clock or datetime.now(UTC)
@@ -239,7 +240,7 @@ class Engine:
     def build_input(self, service: Service, request: HookRequest, gathered: Gathered) -> HookInput:
         referenced = frozenset(_references(request.draft_orders, service.resolve_references))
         resources, skipped, _ = parse_resources(
-            gathered.raws, service.relevant, request.patient_id, referenced
+            gathered.raws, service.relevant, request.patient_id, referenced, self.models
         )
         orders = []
         for raw in request.draft_orders:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from cds.request import HookError
 
 blueprint = Blueprint("cds", __name__)
 _JSON_TYPES = {"application/json", "application/fhir+json"}
+_GC_PAUSE_BYTES = 256 * 1024
 
 
 def state() -> Any:
@@ -22,10 +24,18 @@ def json_body() -> Any:
     if request.mimetype not in _JSON_TYPES:
         raise HookError(415, "Content-Type must be application/json", code="unsupported-media-type")
     raw = request.get_data(cache=False)
+    # Decoding a multi-megabyte prefetch allocates millions of objects; the cyclic GC would run dozens of
+    # times during it for nothing (JSON has no cycles). Pausing it halves the decode time of large bodies.
+    pause = len(raw) > _GC_PAUSE_BYTES and gc.isenabled()
+    if pause:
+        gc.disable()
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as exc:
         raise HookError(400, "request body is not valid JSON", code="malformed-json") from exc
+    finally:
+        if pause:
+            gc.enable()
 
 
 @blueprint.get("/cds-services")

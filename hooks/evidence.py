@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from hooks.emg_text import EmgTextAnalyzer, EmgTextFinding
@@ -108,6 +109,11 @@ class EvidenceBuilder:
         self.cfg = config
         self.windows: dict[str, int] = config["windows_days"]
         self.analyzer = analyzer
+        # Report and note texts come back with every hook call for the same patient; reading them is a
+        # pure function of the text and the knowledge, so the results are memoized (bounded, thread-safe).
+        self._analyze = lru_cache(maxsize=4096)(analyzer.analyze)
+        self._impression = lru_cache(maxsize=1024)(analyzer.impression)
+        self._affirmed_cached = lru_cache(maxsize=16384)(self._affirmed_uncached)
         self.max_chars = int(config["max_text_chars"])
         self.statuses = set(config["report_statuses"]) | (
             {"preliminary"} if config.get("accept_preliminary_reports") else set()
@@ -263,7 +269,7 @@ class EvidenceBuilder:
         for att in rep.presentedForm or []:
             decoded = attachment_text(att, self.max_chars)
             if decoded:
-                return self.analyzer.impression(*decoded) or ("" if impression_only else decoded[0])
+                return self._impression(*decoded) or ("" if impression_only else decoded[0])
         return ""
 
     def _read_report(self, rep: Any, observations: dict[str, Any]) -> EmgTextFinding | None:
@@ -273,17 +279,17 @@ class EvidenceBuilder:
             p for p in [rep.conclusion or "", concept_text(rep.conclusionCode or [])] if p
         ).strip()
         if conclusion:
-            readings.append(self.analyzer.analyze(conclusion[: self.max_chars], is_impression=True))
+            readings.append(self._analyze(conclusion[: self.max_chars], is_impression=True))
         for att in rep.presentedForm or []:
             decoded = attachment_text(att, self.max_chars)
             if decoded:
-                readings.append(self.analyzer.analyze(decoded[0], decoded[1]))
+                readings.append(self._analyze(decoded[0], decoded[1]))
         for ref in rep.result or []:
             obs = observations.get(ref.reference or "")
             if obs is not None:
                 text = ". ".join(narrative_values(obs))
                 if text:
-                    readings.append(self.analyzer.analyze(text[: self.max_chars], is_impression=True))
+                    readings.append(self._analyze(text[: self.max_chars], is_impression=True))
         return _decide(readings)
 
     def _documents(self, documents: list[Any], ev: PatientEvidence) -> None:
@@ -297,7 +303,7 @@ class EvidenceBuilder:
             if not is_edx and generic and texts and self.edx_text.search(texts[0][0][:2000]):
                 is_edx = True
             if is_edx and texts:
-                finding = _decide([self.analyzer.analyze(t, ct) for t, ct in texts])
+                finding = _decide([self._analyze(t, ct) for t, ct in texts])
                 ev.edx_studies.append(EdxStudy(Evidence(reference(doc), when, "", "EMG/NCS document"), True))
                 if finding is not None:
                     ev.emg.append(
@@ -399,9 +405,12 @@ class EvidenceBuilder:
         if re.search(self.radicular, text, re.I) and (hits := self._affirmed(text, self.radicular)):
             ev.radicular_symptoms.append(Evidence(ref, when, _clip(hits[0]), label))
 
-    def _affirmed(self, text: str, pattern: str, exclude: Any = None) -> list[str]:
+    def _affirmed(self, text: str, pattern: str, exclude: Any = None) -> tuple[str, ...]:
+        return self._affirmed_cached(text, pattern, exclude)
+
+    def _affirmed_uncached(self, text: str, pattern: str, exclude: Any) -> tuple[str, ...]:
         kwargs = {"exclude": exclude} if exclude is not None else {}
-        return affirmed_mentions(text, pattern, engine=self.analyzer.engine, **kwargs)
+        return tuple(affirmed_mentions(text, pattern, engine=self.analyzer.engine, **kwargs))
 
     def _mentions(self, ref: str, when: date | None, text: str, patterns, label: str) -> list[Evidence]:
         found = []

@@ -108,7 +108,7 @@ def test_absent_key_is_fetched_with_bearer_token_and_fhir_accept(client):
     (call,) = responses.calls
     assert call.request.headers["Authorization"] == f"Bearer {TOKEN}"
     assert call.request.headers["Accept"] == "application/fhir+json"
-    assert parse_qs(urlsplit(call.request.url).query) == {"patient": ["p1"]}
+    assert parse_qs(urlsplit(call.request.url).query) == {"patient": ["p1"], "_count": ["200"]}
 
 
 @responses.activate
@@ -172,7 +172,7 @@ def test_fetch_follows_next_links_up_to_the_page_cap():
     app = create_app(settings(fhir_max_pages=3), services=make_test_services())
     for i in range(1, 6):
         responses.get(
-            f"{FHIR}/Condition?patient=p1&page={i}" if i > 1 else f"{FHIR}/Condition?patient=p1",
+            f"{FHIR}/Condition?patient=p1&page={i}" if i > 1 else f"{FHIR}/Condition?patient=p1&_count=200",
             json=searchset(
                 condition(f"c{i}", f"M54.1{i}"), next_url=f"{FHIR}/Condition?patient=p1&page={i + 1}"
             ),
