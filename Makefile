@@ -38,7 +38,7 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 test: $(STAMP) $(NODE_STAMP)
-	$(VENV)/bin/ruff check cds hooks tests benchmarks
+	$(VENV)/bin/ruff check cds hooks tests benchmarks demo fhir_fixtures
 	$(PY) -m pytest
 
 # The long fuzz run (the short one is part of `make test`): 20,000 examples per property, fresh randomness.
@@ -46,12 +46,12 @@ fuzz: $(STAMP)
 	FUZZ_EXAMPLES=20000 $(PY) -m pytest tests/test_fuzz.py -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check cds hooks tests benchmarks
-	$(VENV)/bin/ruff format --check cds hooks tests benchmarks
+	$(VENV)/bin/ruff check cds hooks tests benchmarks demo fhir_fixtures
+	$(VENV)/bin/ruff format --check cds hooks tests benchmarks demo fhir_fixtures
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format cds hooks tests benchmarks
-	$(VENV)/bin/ruff check --fix cds hooks tests benchmarks
+	$(VENV)/bin/ruff format cds hooks tests benchmarks demo fhir_fixtures
+	$(VENV)/bin/ruff check --fix cds hooks tests benchmarks demo fhir_fixtures
 
 clean:
 	rm -rf $(VENV) tests/fhir_server/node_modules data
