@@ -68,6 +68,7 @@ def as_date(value: Any) -> date | None:
 
 def resource_date(res: Any) -> date | None:
     """DATE(x) of the brief: the first clinically meaningful date the resource carries."""
+    fields = type(res).model_fields  # a missing attribute goes through pydantic's slow __getattr__
     for name in (
         "effectiveDateTime",
         "effectivePeriod",
@@ -84,7 +85,7 @@ def resource_date(res: Any) -> date | None:
         "authoredOn",
         "recordedDate",
     ):
-        value = getattr(res, name, None)
+        value = getattr(res, name) if name in fields else None
         if value is None:
             continue
         if hasattr(value, "start"):
