@@ -1,19 +1,19 @@
 """Benchmark-only WSGI app: the production app plus a bare baseline endpoint. Never deployed.
 
-`POST /bench/baseline` decodes the same JSON body a hook call gets and returns `{"cards": []}`, on
-the same server, workers and Flask stack (CORS, body limit, error handlers, metrics hooks). The
-difference between it and a hook call is what our pipeline costs: validation, parsing, rules.
+`POST /bench/baseline` decodes the same JSON body a hook call gets, with the same function
+(`cds.routes.json_body`), and returns `{"cards": []}`, on the same server, workers and Flask stack
+(CORS, body limit, error handlers, metrics hooks). The difference between it and a hook call is what
+our pipeline costs: validation, parsing, rules.
 
 gunicorn -c deploy/gunicorn.conf.py 'benchmarks.bench_app:create()'
 """
 
 from __future__ import annotations
 
-import json
-
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify
 
 from cds.app import create_app
+from cds.routes import json_body
 
 
 def create() -> Flask:
@@ -21,7 +21,7 @@ def create() -> Flask:
 
     @app.post("/bench/baseline")
     def baseline():
-        json.loads(request.get_data(cache=False))
+        json_body()  # the hook endpoint's own decoding (content type, size, GC pause for large bodies)
         return jsonify({"cards": []})
 
     return app

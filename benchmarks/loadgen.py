@@ -132,10 +132,13 @@ def run_load(
     warmup_s: float = 1.0,
     max_requests: int | None = None,
     check: bool = True,
+    unique: bytes | None = None,
 ) -> LoadResult:
     """`concurrency` clients, each sending the raw requests in turn, for warmup + duration seconds.
 
-    Only responses that complete after the warm-up are counted. With `max_requests` the run stops
+    With `unique` (an 8-byte placeholder in the requests), every request gets its own value there: a
+    counter in hex, so the Content-Length does not change. Only responses that complete after the
+    warm-up are counted. With `max_requests` the run stops
     after that many counted responses (or the duration, whichever comes first).
     """
     result = LoadResult()
@@ -154,6 +157,8 @@ def run_load(
         try:
             while not done.is_set():
                 raw = requests_raw[i % len(requests_raw)]
+                if unique:
+                    raw = raw.replace(unique, b"%08x" % (index << 24 | i))
                 i += 1
                 t0 = time.perf_counter()
                 try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import random
-import uuid
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -360,50 +359,10 @@ def make_prefetch(total: int = 300, today: date | None = None, seed: int = 7) ->
     }
 
 
-def _request(scenario: str, prefetch: dict[str, Any] | None, fhir_server: str | None) -> dict[str, Any]:
-    body = json.loads((SCENARIOS / scenario).read_text(encoding="utf-8"))
-    body["hookInstance"] = str(uuid.uuid4())
-    body["context"]["patientId"] = PATIENT
-    body.pop("prefetch", None)
-    body.pop("fhirServer", None)
-    body.pop("fhirAuthorization", None)
-    if prefetch is not None:
-        body["prefetch"] = prefetch
-    if fhir_server:
-        body["fhirServer"] = fhir_server
-    return body
-
-
-def order_sign_request(prefetch: dict[str, Any] | None, fhir_server: str | None = None) -> dict[str, Any]:
-    """Scenario 9's draft EMG/NCS orders (only M47.816) for the generated patient."""
-    body = _request("09-edx-core-mismatch.json", prefetch, fhir_server)
-    for entry in body["context"]["draftOrders"]["entry"]:
-        entry["resource"]["subject"] = {"reference": f"Patient/{PATIENT}"}
-        entry["resource"]["authoredOn"] = date.today().isoformat()
-    return body
-
-
-def patient_view_request(prefetch: dict[str, Any] | None, fhir_server: str | None = None) -> dict[str, Any]:
-    return _request("01-l5-no-mri.json", prefetch, fhir_server)
-
-
-def transaction(prefetch: dict[str, Any]) -> dict[str, Any]:
-    """The same chart as a FHIR batch (a transaction is capped in size), to load into the test FHIR server."""
-    patient = {"resourceType": "Patient", "id": PATIENT, "name": [{"family": "Bench", "given": ["Pat"]}]}
-    entries = [{"resource": patient, "request": {"method": "PUT", "url": f"Patient/{PATIENT}"}}]
-    for bundle in prefetch.values():
-        for entry in bundle["entry"]:
-            r = entry["resource"]
-            entries.append(
-                {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-            )
-    return {"resourceType": "Bundle", "type": "batch", "entry": entries}
-
-
 if __name__ == "__main__":
     sample = make_prefetch(300)
     counts: dict[str, int] = {}
     for b in sample.values():
         for e in b["entry"]:
             counts[e["resource"]["resourceType"]] = counts.get(e["resource"]["resourceType"], 0) + 1
-    print(json.dumps(counts), len(json.dumps(patient_view_request(sample))), "bytes")
+    print(json.dumps(counts), len(json.dumps(sample)), "bytes")

@@ -1,8 +1,8 @@
 """One command for the production benchmarks: `python benchmarks/run.py` (or `make bench`).
 
 The service runs under gunicorn with deploy/gunicorn.conf.py, on 127.0.0.1 only, and the load
-generator runs on the same machine. Every section is bounded in time (about 12 minutes in all;
-`--quick` about 4) and prints a Markdown table:
+generator runs on the same machine. Every section is bounded in time (about 10 minutes in all;
+`--quick` about 5) and prints a Markdown table:
 
   overhead  order-sign and patient-view with a 300-resource prefetch vs a bare JSON endpoint,
             at 1, 8 and 32 concurrent clients
@@ -15,11 +15,8 @@ generator runs on the same machine. Every section is bounded in time (about 12 m
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,66 +25,23 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.loadgen import Connection, build_request, run_load  # noqa: E402
-from benchmarks.prefetch_gen import (  # noqa: E402
-    make_prefetch,
-    order_sign_request,
-    patient_view_request,
-    transaction,
+from benchmarks.common import (  # noqa: E402
+    APP,
+    DEPLOYED,
+    SERVICES,
+    TOKEN,
+    Gunicorn,
+    _errors,
+    _load,
+    _sequential,
+    hook_raw,
+    machine,
+    measured,
+    table,
 )
-from benchmarks.server import Gunicorn  # noqa: E402
-
-APP = "benchmarks.bench_app:create()"
-SERVICES = {
-    "order-sign": ("emg-ncs-necessity-order-sign", order_sign_request),
-    "patient-view": ("l5-radiculopathy-patient-view", patient_view_request),
-}
-DEPLOYED: dict[str, Any] = {"workers": None, "threads": None, "env": {}}  # deploy/gunicorn.conf.py as is
-
-
-def measured(server: Gunicorn, raws: list[bytes], clients: int, args: argparse.Namespace) -> dict[str, Any]:
-    """run_load plus the workers' CPU per request and how evenly the workers shared the work."""
-    before = server.cpu()
-    summary = run_load(server.port, raws, clients, args.duration, args.warmup).summary()
-    after = server.cpu()
-    used = [after.get(pid, 0.0) - t for pid, t in before.items()]
-    total = sum(used)
-    count = max(1, summary["requests"] + int(summary["rps"] * args.warmup))  # the warm-up used CPU too
-    summary["cpu_ms"] = round(1000 * total / count, 1)
-    summary["split"] = (
-        "/".join(f"{100 * u / total:.0f}" for u in sorted(used, reverse=True)) if total else "-"
-    )
-    return summary
-
-
-def hook_raw(name: str, prefetch: dict[str, Any] | None, fhir: str | None = None) -> tuple[bytes, bytes]:
-    """(hook call, baseline call) with the same body."""
-    service_id, make = SERVICES[name]
-    body = json.dumps(make(prefetch, fhir)).encode()
-    return build_request(f"/cds-services/{service_id}", body), build_request("/bench/baseline", body)
-
-
-def table(title: str, header: list[str], rows: list[list[Any]]) -> str:
-    lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    text = "\n".join(lines) + "\n"
-    print(text, flush=True)
-    return text
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    import os
-
-    mem = Path("/proc/meminfo").read_text().split()[1]
-    return (
-        f"{os.cpu_count()} vCPU ({cpu}), {int(mem) // 1024 // 1024} GiB RAM, "
-        f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
-    )
+from benchmarks.fallback import _start_fhir, fallback  # noqa: E402
+from benchmarks.loadgen import run_load  # noqa: E402
+from benchmarks.prefetch_gen import make_prefetch  # noqa: E402
 
 
 def overhead(args: argparse.Namespace) -> str:
@@ -95,29 +49,33 @@ def overhead(args: argparse.Namespace) -> str:
     rows = []
     with Gunicorn(APP, DEPLOYED["workers"], DEPLOYED["threads"], DEPLOYED["env"]) as server:
         for name in SERVICES:
-            hook, base = hook_raw(name, prefetch)
+            warm, base = hook_raw(name, prefetch)
+            cold, _ = hook_raw(name, prefetch, cold=True)
             for clients in (1, 8, 32):
-                ours = measured(server, [hook], clients, args)
                 bare = measured(server, [base], clients, args)
-                ratio = ours["rps"] / bare["rps"] if bare["rps"] else float("nan")
-                rows.append(
-                    [
-                        name,
-                        clients,
-                        ours["rps"],
-                        f"{ours['p50']} / {ours['p95']} / {ours['p99']}",
-                        ours["cpu_ms"],
-                        bare["rps"],
-                        f"{bare['p50']} / {bare['p95']} / {bare['p99']}",
-                        bare["cpu_ms"],
-                        f"{ratio:.2f}",
-                        _errors(ours, bare),
-                    ]
-                )
+                for label, raw, is_cold in (("same patient", warm, False), ("new patient", cold, True)):
+                    ours = measured(server, [raw], clients, args, cold=is_cold)
+                    ratio = ours["rps"] / bare["rps"] if bare["rps"] else float("nan")
+                    rows.append(
+                        [
+                            name,
+                            label,
+                            clients,
+                            ours["rps"],
+                            f"{ours['p50']} / {ours['p95']} / {ours['p99']}",
+                            ours["cpu_ms"],
+                            bare["rps"],
+                            f"{bare['p50']} / {bare['p95']} / {bare['p99']}",
+                            bare["cpu_ms"],
+                            f"{ratio:.2f}",
+                            _errors(ours, bare),
+                        ]
+                    )
     return table(
         "Overhead: 300-resource prefetch vs bare JSON endpoint (deployed config)",
         [
             "hook",
+            "calls",
             "clients",
             "ours req/s",
             "ours p50/p95/p99 ms",
@@ -130,14 +88,6 @@ def overhead(args: argparse.Namespace) -> str:
         ],
         rows,
     )
-
-
-def _errors(*summaries: dict[str, Any]) -> str:
-    merged: dict[str, int] = {}
-    for s in summaries:
-        for k, v in s["errors"].items():
-            merged[k] = merged.get(k, 0) + v
-    return ", ".join(f"{k}:{v}" for k, v in merged.items()) or "0"
 
 
 def configs(args: argparse.Namespace, fhir_base: str | None) -> str:
@@ -191,22 +141,6 @@ def configs(args: argparse.Namespace, fhir_base: str | None) -> str:
     )
 
 
-def _sequential(port: int, raw: bytes, count: int, max_s: float) -> list[float]:
-    conn = Connection(port, timeout=120)
-    out: list[float] = []
-    stop = time.perf_counter() + max_s
-    try:
-        while len(out) < count and time.perf_counter() < stop:
-            t0 = time.perf_counter()
-            status, body = conn.request(raw)
-            if status != 200:
-                raise RuntimeError(f"status {status}: {body[:300]!r}")
-            out.append((time.perf_counter() - t0) * 1000)
-    finally:
-        conn.close()
-    return out
-
-
 def scaling(args: argparse.Namespace) -> str:
     rows = []
     env = {"CDS_MAX_BODY_BYTES": str(64 * 1024 * 1024)}  # 10,000 resources are ~7 MiB of JSON
@@ -216,171 +150,77 @@ def scaling(args: argparse.Namespace) -> str:
             prefetch = make_prefetch(size)
             row: list[Any] = [size]
             for name in SERVICES:
-                hook, base = hook_raw(name, prefetch)
-                _sequential(server.port, hook, 2, 30)  # warm-up
+                warm, base = hook_raw(name, prefetch)
+                cold, _ = hook_raw(name, prefetch, cold=True)
+                _sequential(server.port, warm, 2, 30)  # warm-up
                 count = max(5, int(args.scale_requests * 100 / size))
-                p50 = statistics.median(_sequential(server.port, hook, count, args.duration * 2))
+                new = statistics.median(_sequential(server.port, cold, count, args.duration * 2, cold=True))
+                same = statistics.median(_sequential(server.port, warm, count, args.duration * 2))
                 bare = statistics.median(_sequential(server.port, base, count, args.duration))
-                per = p50 / size
+                per = new / size
                 base_per_resource.setdefault(name, per)
                 row += [
-                    f"{p50:.1f}",
-                    f"{bare:.1f}",
+                    f"{new:.1f} / {same:.1f} / {bare:.1f}",
                     f"{per * 1000:.0f} µs ({per / base_per_resource[name]:.2f}x)",
                 ]
-            row.insert(1, f"{len(hook) // 1024}")
+            row.insert(1, f"{len(warm) // 1024}")
             rows.append(row)
     return table(
-        "Scaling: p50 of sequential calls (1 client) by prefetch size",
+        "Scaling: p50 ms of sequential calls (1 client): new patient / same patient again / baseline",
         [
             "resources",
             "body KiB",
             "order-sign p50 ms",
-            "baseline p50 ms",
-            "per resource (vs 100)",
+            "new patient, per resource (vs 100)",
             "patient-view p50 ms",
-            "baseline p50 ms",
-            "per resource (vs 100)",
+            "new patient, per resource (vs 100)",
         ],
         rows,
     )
-
-
-def _start_fhir(prefetch: dict[str, Any], default_count: int) -> Any:
-    from tests.fhir_engine import FhirEngine
-
-    path = Path(tempfile.mkdtemp(prefix="bench-fhir-")) / "chart.json"
-    path.write_text(json.dumps(transaction(prefetch)))
-    return FhirEngine.start(
-        port=0,
-        delay_ms=100,
-        load=[path],
-        extra_args=["--default-count", str(default_count), "--max-count", "1000"],
-    )
-
-
-def _one_query_ms(base: str, count: int = 10) -> float:
-    import requests
-
-    with requests.Session() as session:
-        times = []
-        for _ in range(count):
-            t0 = time.perf_counter()
-            session.get(
-                f"{base}/Condition?patient=bench-pt", headers={"Accept": "application/fhir+json"}, timeout=10
-            ).raise_for_status()
-            times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
-
-
-def _cards(port: int, raw: bytes) -> list[tuple[str, str]]:
-    conn = Connection(port, timeout=60)
-    try:
-        _, body = conn.request(raw)
-    finally:
-        conn.close()
-    return sorted(
-        (c["source"].get("topic", {}).get("code", ""), c["indicator"]) for c in json.loads(body)["cards"]
-    )
-
-
-def _fhir_ms(server: Gunicorn) -> float:
-    """Median time the pipeline spent in the parallel FHIR fetch, from the service's own hook.call logs."""
-    values = [
-        json.loads(line).get("fhir_ms") for line in server.output().splitlines() if '"hook.call"' in line
-    ]
-    values = [v for v in values if v]
-    return statistics.median(values) if values else float("nan")
-
-
-def fallback(args: argparse.Namespace) -> str:
-    prefetch = make_prefetch(300)
-    rows = []
-    env = {"CDS_FHIR_ALLOWED_HOSTS": "127.0.0.1", "CDS_LOG_LEVEL": "INFO"}
-    for default_count in (20, 1000):
-        for name, (service_id, _) in SERVICES.items():
-            with (
-                _start_fhir(prefetch, default_count) as fhir,
-                Gunicorn(APP, DEPLOYED["workers"], DEPLOYED["threads"], env) as server,
-            ):
-                one = _one_query_ms(fhir.base_url)
-                hook, _ = hook_raw(name, None, fhir.base_url)
-                same = _cards(server.port, hook) == _cards(server.port, hook_raw(name, prefetch)[0])
-                _sequential(server.port, hook, 2, 30)
-                times = _sequential(server.port, hook, args.fallback_requests, args.duration * 3)
-                p50 = statistics.median(times)
-                fetch = _fhir_ms(server)
-                rows.append(
-                    [
-                        name,
-                        default_count,
-                        _keys(service_id),
-                        f"{one:.0f}",
-                        f"{fetch:.0f} ({fetch / one:.2f}x)",
-                        f"{p50:.0f}",
-                        f"{max(times):.0f}",
-                        f"{p50 / one:.2f}x",
-                        "yes" if same else "NO",
-                    ]
-                )
-    return table(
-        "FHIR fallback: prefetch absent, every FHIR response delayed 100 ms (1 client)",
-        [
-            "hook",
-            "server page size",
-            "queries",
-            "one query ms",
-            "fetch stage p50 ms",
-            "hook p50 ms",
-            "hook max ms",
-            "hook / one query",
-            "same cards as prefetch",
-        ],
-        rows,
-    )
-
-
-def _keys(service_id: str) -> int:
-    from hooks import CHART_PREFETCH, L5_PREFETCH
-
-    return len(L5_PREFETCH if service_id.startswith("l5") else CHART_PREFETCH)
 
 
 def memory(args: argparse.Namespace) -> str:
+    """RSS per worker: after boot, after a warm-up, after half the calls and after all of them.
+
+    Every call is a new patient, so the per-worker caches fill up to their bounds; growth in the second
+    half is what a leak would show.
+    """
     prefetch = make_prefetch(args.memory_resources)
-    raws = [hook_raw(name, prefetch)[0] for name in SERVICES]
+    raws = [hook_raw(name, prefetch, cold=True)[0] for name in SERVICES]
+    token = TOKEN.encode()
     with Gunicorn(APP, DEPLOYED["workers"], DEPLOYED["threads"], DEPLOYED["env"]) as server:
-        boot = server.rss()
-        run_load(server.port, raws, 8, duration_s=60, warmup_s=0, max_requests=500)
-        warm = server.rss()
-        result = run_load(
-            server.port, raws, 8, duration_s=args.memory_max_s, warmup_s=0, max_requests=args.memory_requests
-        )
-        after = server.rss()
+        snapshots = [server.rss()]
+        run_load(server.port, raws, 8, duration_s=60, warmup_s=0, max_requests=500, unique=token)
+        snapshots.append(server.rss())
+        results = []
+        for _ in range(2):
+            results.append(
+                run_load(
+                    server.port,
+                    raws,
+                    8,
+                    duration_s=args.memory_max_s / 2,
+                    warmup_s=0,
+                    max_requests=args.memory_requests // 2,
+                    unique=token,
+                )
+            )
+            snapshots.append(server.rss())
+    count = sum(r.count for r in results)
+    boot, warm, half, end = snapshots
     rows = [
-        [
-            pid,
-            f"{boot[pid] / 1024:.1f}",
-            f"{warm[pid] / 1024:.1f}",
-            f"{after.get(pid, 0) / 1024:.1f}",
-            f"{(after.get(pid, 0) - warm[pid]) / 1024:+.1f}",
-        ]
+        [pid]
+        + [f"{snap.get(pid, 0) / 1024:.1f}" for snap in snapshots]
+        + [f"{(end.get(pid, 0) - half.get(pid, 0)) / 1024:+.1f}"]
         for pid in sorted(boot)
     ]
     return table(
-        f"Memory: RSS per worker (MiB); {result.count} requests after a 500-request warm-up, "
+        f"Memory: RSS per worker (MiB); {count} calls after a 500-call warm-up, each a new patient, "
         f"{args.memory_resources}-resource prefetch, both hooks, 8 clients, "
-        f"errors {_errors(result.summary())}",
-        ["worker pid", "after boot", "after warm-up", "after run", "growth after warm-up"],
+        f"errors {_errors(*(r.summary() for r in results))}",
+        ["worker pid", "after boot", "after warm-up", "after half", "after all", "growth in second half"],
         rows,
     )
-
-
-def _load() -> str:
-    """Other processes on this machine take CPU from the server; the load average says how much."""
-    import os
-
-    return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def main(argv: list[str] | None = None) -> int:

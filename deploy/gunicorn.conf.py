@@ -4,15 +4,15 @@
 
 
 Why these settings (measured with `make bench`, tables in docs/performance.md):
-- A hook call is CPU-bound: ~20 ms of CPU for a 300-resource prefetch (JSON decode, FHIR model
-  validation, rules), all under the GIL. Throughput comes from processes, so there is one worker per
-  CPU the pod may use. `GUNICORN_WORKERS` must match the pod's CPU limit (cpu_count() in a container
-  sees the node's CPUs); the default 2 matches deploy/k8s.
+- A hook call is CPU-bound: 14-29 ms of CPU with a 300-resource prefetch (HTTP, JSON decode, FHIR
+  model validation, rules, audit), all under the GIL. Throughput comes from processes, so there is
+  one worker per CPU the pod may use. `GUNICORN_WORKERS` must match the pod's CPU limit
+  (cpu_count() in a container sees the node's CPUs); the default 2 matches deploy/k8s.
 - `sync` workers, not `gthread`: with keep-alive connections (an ingress keeps them open to its
-  upstreams), a gthread worker accepts every connection it can and keeps it, so one worker did 95-99%
-  of the work while the other idled (CPU split in the benchmark). A sync worker takes one request at a
+  upstreams), a gthread worker accepts every connection it can and keeps it, so one worker did 94-100%
+  of the work while the others idled (CPU split in the benchmark). A sync worker takes one request at a
   time and only accepts when idle, which spreads the load evenly. Threads also raised the CPU per call
-  (GIL hand-offs: 20 ms with 1 thread, 26 ms with 2, 32 ms with 4).
+  (GIL hand-offs: 16-18 ms with 1 thread, 19-21 ms with 2 or 4, same load).
 - The price: a call that waits on the FHIR fallback (~100 ms or more per round trip) holds its worker.
   Prefetch is the normal case; a site whose EHR sends little prefetch should raise `GUNICORN_WORKERS`
   (e.g. 2 per CPU) or switch to `GUNICORN_WORKER_CLASS=gthread` with `GUNICORN_KEEPALIVE=0`.
@@ -82,22 +82,6 @@ def on_starting(server: Any) -> None:
         for path in directory.glob("*.db"):
             path.unlink()
     directory.mkdir(parents=True, exist_ok=True)
-
-
-def post_worker_init(worker: Any) -> None:
-    """Tune the cyclic GC once the app is loaded in the worker.
-
-    Decoding a large prefetch allocates millions of dicts and lists; with the default thresholds the
-    collector runs over and over during json.loads (a 7 MB, 10,000-resource body: 336 ms with the
-    default GC, 151 ms like this, 75 ms with no GC at all; docs/performance.md). `freeze()` moves what
-    start-up built (modules, knowledge, compiled patterns) out of every later collection; the larger
-    first-generation threshold makes collections rarer. Reference counting still frees almost everything
-    at once, so memory stays flat (measured: +0.4 MiB per worker over 20,000 calls).
-    """
-    import gc
-
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
 
 
 def child_exit(server: Any, worker: Any) -> None:

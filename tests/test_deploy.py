@@ -277,3 +277,14 @@ def test_worker_exit_flushes_the_audit_store_when_there_is_one(monkeypatch: pyte
     assert conf["flush_audit"](None, log) is False
     assert conf["flush_audit"](_App(type("S", (), {"store": _Flushable(fail=True)})()), log) is False
     assert any("ConnectionError" in line for line in log.lines)
+
+
+def test_master_starts_with_an_empty_metrics_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Files left by a previous master would be merged into /metrics as if their workers were alive."""
+    directory = tmp_path / "prom"
+    directory.mkdir()
+    (directory / "counter_123.db").write_bytes(b"stale")
+    conf = load_gunicorn_conf(monkeypatch)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
+    conf["on_starting"](None)
+    assert list(directory.iterdir()) == []
