@@ -32,8 +32,8 @@ demo: $(STAMP) $(NODE_STAMP)
 	mkdir -p data
 	$(PY) -m demo
 
-# Production benchmarks under gunicorn (deploy/gunicorn.conf.py), loopback only, ~12 min
-# (BENCH_ARGS=--quick: ~4 min). Results and their analysis: docs/performance.md.
+# Production benchmarks under gunicorn (deploy/gunicorn.conf.py), loopback only, ~10 min
+# (BENCH_ARGS=--quick: ~5 min). Results and their analysis: docs/performance.md.
 bench: $(STAMP) $(NODE_STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
