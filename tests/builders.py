@@ -188,3 +188,26 @@ def post(client: Any, service_id: str, body: Any) -> Any:
 
 def clone(obj: Any) -> Any:
     return copy.deepcopy(obj)
+
+
+def suggestion_codes(suggestion: dict[str, Any]) -> list[str]:
+    """Codes a suggestion orders (create) or puts on the order as its newest diagnosis (update)."""
+    codes: list[str] = []
+    for action in suggestion.get("actions", []):
+        resource = action.get("resource") or {}
+        if action["type"] == "create":
+            codes += [c["code"] for c in resource["code"]["coding"]]
+        elif action["type"] == "update":
+            codes += [c["code"] for rc in resource.get("reasonCode", [])[-1:] for c in rc["coding"]]
+    return codes
+
+
+def card_order(card: dict[str, Any]) -> str | None:
+    """The draft order an EMG/NCS card is about (it updates or deletes it); None for L5 cards."""
+    for suggestion in card.get("suggestions", []):
+        for action in suggestion["actions"]:
+            if action["type"] == "delete":
+                return str(action["resourceId"])
+            if action["type"] == "update":
+                return f"ServiceRequest/{action['resource']['id']}"
+    return None

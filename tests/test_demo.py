@@ -31,6 +31,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from cds.validator import validate_response
 from demo.run import ROOT, DemoStack, auth_lines, port_is_free, service_env, start_stack
 from demo.stories import ExpectedCard, ago, hook_request, load_stories, materialize, transaction
+from tests.builders import card_order, suggestion_codes
 
 STORIES = load_stories()
 # The service catalogue (README); the discovery test checks the running service serves exactly these.
@@ -169,29 +170,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
         yield running
     finally:
         running.stop()
-
-
-def suggestion_codes(suggestion: dict[str, Any]) -> list[str]:
-    """Codes a suggestion orders (create) or puts on the order as its newest diagnosis (update)."""
-    codes: list[str] = []
-    for action in suggestion.get("actions", []):
-        resource = action.get("resource") or {}
-        if action["type"] == "create":
-            codes += [c["code"] for c in resource["code"]["coding"]]
-        elif action["type"] == "update":
-            codes += [c["code"] for rc in resource.get("reasonCode", [])[-1:] for c in rc["coding"]]
-    return codes
-
-
-def card_order(card: dict[str, Any]) -> str | None:
-    """The draft order an EMG/NCS card is about (it updates or deletes it); None for L5 cards."""
-    for suggestion in card.get("suggestions", []):
-        for action in suggestion["actions"]:
-            if action["type"] == "delete":
-                return str(action["resourceId"])
-            if action["type"] == "update":
-                return f"ServiceRequest/{action['resource']['id']}"
-    return None
 
 
 def as_expected(card: dict[str, Any]) -> ExpectedCard:

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from cds.app import create_app
-from tests.builders import FIXTURES, post, settings
+from tests.builders import FIXTURES, card_order, post, settings, suggestion_codes
 
 SCENARIOS = FIXTURES / "scenarios"
 EXPECTED = yaml.safe_load((SCENARIOS / "expected.yaml").read_text())
@@ -28,27 +28,6 @@ def scenario_client():
     app = create_app(settings(clock=datetime(2026, 1, 15, 15, 0, tzinfo=UTC)))
     with app.test_client() as client:
         yield client
-
-
-def suggestion_codes(suggestion: dict[str, Any]) -> list[str]:
-    codes = []
-    for action in suggestion.get("actions", []):
-        resource = action.get("resource") or {}
-        if action["type"] == "create":
-            codes += [c["code"] for c in resource["code"]["coding"]]
-        elif action["type"] == "update":
-            codes += [c["code"] for rc in resource.get("reasonCode", [])[-1:] for c in rc["coding"]]
-    return codes
-
-
-def card_order(card: dict[str, Any]) -> str | None:
-    for suggestion in card.get("suggestions", []):
-        for action in suggestion["actions"]:
-            if action["type"] == "delete":
-                return action["resourceId"]
-            if action["type"] == "update":
-                return f"ServiceRequest/{action['resource']['id']}"
-    return None
 
 
 def summarize(card: dict[str, Any]) -> dict[str, Any]:
