@@ -310,11 +310,9 @@ class EmgNecessityRules:
                 )
             )
         refs = [reference(o.order)]
-        for key, label in (
-            ("spine", "Refer to a spine specialist instead (308482002)"),
-            ("pain", "Refer to pain management instead (306109009)"),
-        ):
+        for key in ("spine", "pain"):
             spec = self.cfg["referrals"][key]
+            label = f"Instead: {spec['display']} ({spec['code']})"
             if self.terms.key(self.terms.uri[spec["system"]], spec["code"]) in ev.ordered:
                 continue
             reason = {

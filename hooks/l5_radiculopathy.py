@@ -89,11 +89,12 @@ class L5Rules:
         s: Situation,
         inp: HookInput,
         key: str,
-        label: str,
+        verb: str,
         *,
         priority: str = "routine",
         recommended: bool | None = None,
     ) -> Suggestion | None:
+        """A draft order from the knowledge file's `orders.<key>`, labelled "<verb> <display> (<code>)"."""
         if self._has_order(s, key):
             return None  # never duplicate an order already active or in the draft bundle
         reason = self.kit.text["reason_code"]
@@ -101,6 +102,7 @@ class L5Rules:
         resource = self.kit.draft_order(
             self.orders[key], inp.patient_id, reason=reason, evidence=refs, priority=priority
         )
+        label = f"{verb} {self.orders[key]['display']} ({self.orders[key]['code']})"
         return self.kit.create(label, resource, recommended=recommended)
 
     # -- patient-view: A0-A5 ---------------------------------------------------------------------------
@@ -142,12 +144,10 @@ class L5Rules:
                     s,
                     inp,
                     "mri_lumbar",
-                    "Emergency MRI lumbar spine without contrast (72148)",
+                    "Emergency:",
                     priority="stat",
                 ),
-                self._suggest(
-                    s, inp, "spine_referral", "Emergency neurosurgery referral (308482002)", priority="stat"
-                ),
+                self._suggest(s, inp, "spine_referral", "Emergency:", priority="stat"),
             )
             if x
         ]
@@ -180,12 +180,8 @@ class L5Rules:
         suggestions = [
             x
             for x in (
-                self._suggest(
-                    s, inp, key, f"Order MRI lumbar spine ({code})", priority=priority, recommended=True
-                ),
-                self._suggest(
-                    s, inp, "mri_plexus", "Second line: lumbosacral plexus MRI (72197)", priority=priority
-                ),
+                self._suggest(s, inp, key, "Order", priority=priority, recommended=True),
+                self._suggest(s, inp, "mri_plexus", "Second line:", priority=priority),
             )
             if x
         ]
@@ -210,11 +206,10 @@ class L5Rules:
         recent_pt = s.ev.within(s.ev.pt, self.w["pt_recent"])
         suggestions = []
         if not recent_pt:
-            pt = self._suggest(s, inp, "pt_referral", "Refer to physical therapy (306170007)")
+            pt = self._suggest(s, inp, "pt_referral", "Order")
             suggestions = [pt] if pt else []
-        pt_status = (
-            f"in progress ({recent_pt[-1].cite()})" if recent_pt else "none in the last 90 days: refer"
-        )
+        none = f"none in the last {self.w['pt_recent']} days: refer"
+        pt_status = f"in progress ({recent_pt[-1].cite()})" if recent_pt else none
         detail = spec["detail"].format(emg=self._emg_line(s), duration=_weeks(s.days), pt_status=pt_status)
         return self.kit.card(
             "conservative-care", "info", spec["summary"], detail, spec["source"], suggestions
@@ -228,7 +223,7 @@ class L5Rules:
             if mri
             else "no MRI yet: the MRI card comes first"
         )
-        suggestion = self._suggest(s, inp, "tfesi", "Transforaminal ESI, lumbar, single level (64483)")
+        suggestion = self._suggest(s, inp, "tfesi", "Consider")
         detail = spec["detail"].format(
             emg=self._emg_line(s),
             duration=_weeks(s.days),
@@ -267,7 +262,7 @@ class L5Rules:
             s,
             inp,
             "spine_referral",
-            "Refer to spine surgery (308482002)",
+            "Order",
             priority="urgent" if a1 else "routine",
         )
         return self.kit.card(
@@ -293,7 +288,11 @@ class L5Rules:
             if o.get_resource_type() == "ServiceRequest" and f"ServiceRequest/{o.id}" in inp.selections
         ]
         terms = self.builder.terms
-        neuro = bullets(s.ev.new_deficits, 3) if s.ev.new_deficits else "none documented in the last 90 days"
+        neuro = (
+            bullets(s.ev.new_deficits, 3)
+            if s.ev.new_deficits
+            else f"none documented in the last {self.w['new_deficit']} days"
+        )
         for order in selected:
             pairs = codings(order.code)
             if (terms.in_set("lumbar-mri", pairs) or terms.in_set("plexus-mri", pairs)) and s.emg:
@@ -317,7 +316,7 @@ class L5Rules:
                 cards.append(self.kit.card("esi-timing", "info", spec["summary"], detail, spec["source"]))
             elif terms.in_set("spine-referral", pairs) and not s.ev.mri and s.emg:
                 spec = self.order_cards["mri-before-surgery"]
-                mri = self._suggest(s, inp, "mri_lumbar", "Order MRI lumbar spine without contrast (72148)")
+                mri = self._suggest(s, inp, "mri_lumbar", "Order first:")
                 detail = spec["detail"].format(emg=self._emg_line(s))
                 cards.append(
                     self.kit.card(
