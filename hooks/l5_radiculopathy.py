@@ -102,7 +102,7 @@ class L5Rules:
         resource = self.kit.draft_order(
             self.orders[key], inp.patient_id, reason=reason, evidence=refs, priority=priority
         )
-        label = f"{verb} {self.orders[key]['display']} ({self.orders[key]['code']})"
+        label = f"{verb} {self.orders[key]['display']} ({self.orders[key]['code']})".strip()
         return self.kit.create(label, resource, recommended=recommended)
 
     # -- patient-view: A0-A5 ---------------------------------------------------------------------------
@@ -206,7 +206,7 @@ class L5Rules:
         recent_pt = s.ev.within(s.ev.pt, self.w["pt_recent"])
         suggestions = []
         if not recent_pt:
-            pt = self._suggest(s, inp, "pt_referral", "Order")
+            pt = self._suggest(s, inp, "pt_referral", "")
             suggestions = [pt] if pt else []
         none = f"none in the last {self.w['pt_recent']} days: refer"
         pt_status = f"in progress ({recent_pt[-1].cite()})" if recent_pt else none
@@ -262,7 +262,7 @@ class L5Rules:
             s,
             inp,
             "spine_referral",
-            "Order",
+            "",
             priority="urgent" if a1 else "routine",
         )
         return self.kit.card(
