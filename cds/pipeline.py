@@ -110,11 +110,15 @@ class Engine:
             indicators=[c.indicator for c in cards],
             skipped_invalid=dict(hook_input.skipped),
             unresolved=len(gathered.unresolved),
+            degraded=gathered.degraded,
             ms=round((time.perf_counter() - started) * 1000, 1),
         )
         metrics.observe_hook(
-            service.id, service.hook, time.perf_counter() - started,
-            prefetch_status=gathered.prefetch_status, cards=cards,
+            service.id,
+            service.hook,
+            time.perf_counter() - started,
+            prefetch_status=gathered.prefetch_status,
+            cards=cards,
         )
         return Outcome(body_out, cards, request)
 
@@ -181,7 +185,8 @@ class Engine:
                     key=key,
                     reason="not the fhirServer",
                 )
-                out.degraded.append(pages.pop(key))
+                pages.pop(key)
+                out.degraded.append(key)
         if not (queries or pages or reads):
             return out
         if not request.fhir_server:

@@ -376,3 +376,12 @@ def test_logs_have_no_token_and_no_patient_id(capsys):
         entry.get("event") == "hook.call" and entry["prefetch"]["conditions"] == "fetched" for entry in lines
     )
     assert TOKEN not in out and "PATIENT-42" not in out
+
+
+@responses.activate
+def test_degraded_optional_keys_are_logged_by_key(client, capsys):
+    responses.get(f"{FHIR}/Observation", status=500)
+    body = pv_request({"patient": PATIENT, "conditions": searchset(condition("c1", "M54.17"))}, **fhir_call())
+    assert post(client, "test-patient-view", body).status_code == 200
+    call = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"hook.call"' in x][-1]
+    assert call["degraded"] == ["observations"]
