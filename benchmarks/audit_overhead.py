@@ -22,10 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hooks.app import create_app as production_app
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cds.app import create_app  # noqa: E402
 from cds.config import Settings  # noqa: E402
 from cds.feedback import get_store  # noqa: E402
 
@@ -56,7 +57,7 @@ def run(database_url: str, rounds: int, calls: int) -> dict[str, list[float]]:
         log_level="WARNING",
         clock=datetime(2026, 1, 15, 15, 0, tzinfo=UTC),
     )
-    app = create_app(settings)
+    app = production_app(settings)
     store = get_store(app)
     stores = {"off": None, "queued": store, "inline": InlineStore(store)}
     body = json.loads(SCENARIO.read_text())

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from flask import Flask, jsonify
 
-from cds.app import create_app
 from cds.routes import json_body
+from hooks.app import create_app as production_app
 
 
 def create() -> Flask:
-    app = create_app()
+    app = production_app()
 
     @app.post("/bench/baseline")
     def baseline():

@@ -87,8 +87,8 @@ def score(rows: list[dict[str, Any]], findings: dict[str, Any]) -> Score:
 _LOAD_PROBE = """
 import sys, time
 t0 = time.perf_counter()
-from hooks.emg_text import EmgTextAnalyzer
-EmgTextAnalyzer.load(backend=sys.argv[1])
+from benchmarks.medspacy_context import build_analyzer
+build_analyzer(sys.argv[1])
 print(time.perf_counter() - t0)
 """
 
@@ -105,10 +105,10 @@ def run_backend(
     backend: str, rows: list[dict[str, Any]], repeat: int
 ) -> tuple[float, dict[str, Any], list[float]]:
     """Load (timed in a fresh process), then time every text ``repeat`` times after one warm-up pass."""
-    from hooks.emg_text import EmgTextAnalyzer
+    from benchmarks.medspacy_context import build_analyzer
 
     load_s = fresh_load_seconds(backend)
-    analyzer = EmgTextAnalyzer.load(backend=backend)
+    analyzer = build_analyzer(backend)
     findings = {
         r["id"]: analyzer.analyze(r["text"], r["content_type"], is_impression=r["is_impression"])
         for r in rows

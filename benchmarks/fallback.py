@@ -111,6 +111,8 @@ def fallback(args: argparse.Namespace) -> str:
 
 
 def _keys(service_id: str) -> int:
-    from hooks import CHART_PREFETCH, L5_PREFETCH
+    """Prefetch keys the service declares (read from the registry, like every other catalogue user)."""
+    from cds.config import Settings
+    from hooks.app import services
 
-    return len(L5_PREFETCH if service_id.startswith("l5") else CHART_PREFETCH)
+    return len(next(s for s in services(Settings()) if s.id == service_id).prefetch)

@@ -1,5 +1,5 @@
-"""spine-cds engine: the CDS Hooks 2.0 protocol, with no medical knowledge of its own."""
+"""spine-cds engine: the CDS Hooks 2.0 protocol, with no medical knowledge of its own.
 
-from cds.app import create_app
-
-__all__ = ["create_app"]
+It never imports the clinical package: `cds.app.create_app(settings, services)` is handed the services
+to serve, and `hooks.app` (the composition root) is where gunicorn and the `cds` command start.
+"""

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, current_app, make_response, render_template, request
+from flask import Blueprint, make_response, render_template, request
 
 from cds.request import HookError
 from cds.store import report
 from cds.store.core import utcnow
+from cds.web import get_store, state
 
 blueprint = Blueprint("analytics", __name__, template_folder="templates")
 
@@ -52,7 +53,7 @@ def _client_addresses() -> list[str | None]:
 
 @blueprint.before_request
 def _loopback_only():
-    settings = current_app.extensions["cds"].settings
+    settings = state().settings
     if getattr(settings, "auth_required", False):
         return None  # the JWT check installed by create_app guards /analytics
     if not all(is_loopback(a) for a in _client_addresses()):
@@ -155,8 +156,6 @@ def _since() -> datetime:
 
 @blueprint.get("/analytics")
 def page():
-    from cds.feedback import get_store
-
     store = get_store()
     if store is None:
         raise HookError(503, "feedback storage is not configured", code="unavailable")

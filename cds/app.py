@@ -1,15 +1,21 @@
-"""Flask application factory. Nothing happens at import time; everything is built in `create_app`."""
+"""Flask application factory. Nothing happens at import time; everything is built in `create_app`.
+
+The engine knows no medicine: the caller hands it the services to serve (HAPI FHIR's CDS Hooks module
+is given its definitions class the same way). The clinical composition root is `hooks.app`.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-from flask import Flask, jsonify, request
+from flask import Flask, request
 from flask_cors import CORS
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from cds import analytics, feedback, metrics, routes
+from cds.authentication import build_authenticator
+from cds.authentication import install as install_auth
 from cds.config import Settings
 from cds.fhir import FhirClient
 from cds.logs import IdHasher, configure, log
@@ -17,35 +23,16 @@ from cds.netguard import NetGuard
 from cds.pipeline import Engine
 from cds.registry import Registry, Service
 from cds.request import HookError
-from cds.security import build_authenticator
-from cds.security import install as install_auth
 from cds.store import Store
+from cds.web import State, error_body, resume_gc
 
 logger = logging.getLogger("cds.app")
 
 
-@dataclass
-class State:
-    settings: Settings
-    registry: Registry
-    engine: Engine
-    store: Store | None = None  # feedback + card audit (cds.store); flush()/close() at shutdown
-
-
-def error_body(status: int, code: str, message: str):
-    response = jsonify({"error": code, "message": message, "status": status})
-    response.status_code = status
-    return response
-
-
-def create_app(config: Settings | None = None, services: Iterable[Service] | None = None) -> Flask:
-    """Build the app. `services` replaces the production registry (tests use it for test-only services)."""
+def create_app(config: Settings | None, services: Iterable[Service]) -> Flask:
+    """Build the app that serves `services` (the clinical ones come from `hooks.app.services`)."""
     settings = config or Settings.load()
     configure(settings.log_level, settings.log_to_stderr)
-    if services is None:
-        from hooks import services as production_services
-
-        services = production_services(settings)
     registry = Registry(services)
     guard = NetGuard(settings.fhir_allowed_hosts)
     fhir = FhirClient(
@@ -63,7 +50,8 @@ def create_app(config: Settings | None = None, services: Iterable[Service] | Non
     app = Flask("spine-cds")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
-    app.extensions["cds"] = State(settings, registry, engine)
+    # Feedback and the card audit; the store migrates its schema, close_all() flushes it at shutdown.
+    app.extensions["cds"] = State(settings, registry, engine, Store.from_settings(settings))
     CORS(
         app,
         origins=settings.cors_origins,
@@ -72,21 +60,11 @@ def create_app(config: Settings | None = None, services: Iterable[Service] | Non
         max_age=600,
         allow_private_network=settings.profile == "dev",
     )
-
     install_auth(app, settings, authenticator)
-
-    from cds.routes import blueprint
-
-    app.register_blueprint(blueprint)
-
-    # Feedback, card audit and /analytics (issue 6). Migrates the schema; close_all() flushes at shutdown.
-    from cds.feedback import install as install_feedback
-
-    install_feedback(app, Store.from_settings(settings))
-
-    from cds.metrics import install as install_metrics  # errors by status; /metrics is in routes
-
-    install_metrics(app)
+    for blueprint in (routes.blueprint, feedback.blueprint, analytics.blueprint):
+        app.register_blueprint(blueprint)
+    metrics.install(app)  # errors by status; /metrics itself is a route
+    app.teardown_request(resume_gc)
 
     @app.before_request
     def _limit_body():

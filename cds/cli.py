@@ -1,4 +1,8 @@
-"""The `cds` command: serve, print discovery, or evaluate one hook request offline."""
+"""The `cds` command: serve, print discovery, or evaluate one hook request offline.
+
+The engine's command line knows no services: `main(argv, services=...)` is given the factory that
+builds them (and any extra sub-commands), by the composition root `hooks.app`.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,26 @@ import argparse
 import json
 import os
 import secrets
+import signal
 import sys
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from werkzeug.serving import run_simple
+
+from cds.app import create_app
+from cds.authentication import StartupError
 from cds.config import Settings
+from cds.registry import Registry, Service
+from cds.request import HookError
+from cds.store import close_all
+from cds.store.commands import add_commands
+
+ServicesFactory = Callable[[Settings], list[Service]]
+# A sub-command contributed by the caller: registers itself on the sub-parsers, sets `func`.
+CommandInstaller = Callable[[Any, Callable[..., Settings]], None]
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
@@ -19,10 +37,8 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from werkzeug.serving import run_simple
 
     from cds.app import create_app
-    from cds.security import StartupError
 
     overrides: dict[str, Any] = {}
     if args.host:
@@ -31,14 +47,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         overrides["port"] = args.port
     settings = _settings(args, **overrides)
     try:
-        app = create_app(settings)
+        app = create_app(settings, args.services(settings))
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    import signal
-
-    from cds.store import close_all
-
     # SIGTERM is a graceful stop: unwind run_simple, then flush the queued card audit before exiting.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
@@ -49,10 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_services(args: argparse.Namespace) -> int:
-    from cds.registry import Registry
-    from hooks import services
-
-    print(json.dumps(Registry(services(_settings(args))).discovery(), indent=2))
+    print(json.dumps(Registry(args.services(_settings(args))).discovery(), indent=2))
     return 0
 
 
@@ -72,9 +81,6 @@ def _render_text(service_id: str, body: dict[str, Any]) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from cds.app import create_app
-    from cds.request import HookError
-
     try:
         body = json.loads(Path(args.request).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -87,7 +93,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     overrides.setdefault("database_url", "sqlite://")
     settings = _settings(args, **overrides)
     settings.hash_key = settings.hash_key or secrets.token_hex(32)
-    app = create_app(settings)
+    app = create_app(settings, args.services(settings))
     state = app.extensions["cds"]
     if args.service:
         chosen = [state.registry.get(args.service)]
@@ -114,7 +120,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    *,
+    services: ServicesFactory,
+    commands: Iterable[CommandInstaller] = (),
+) -> int:
+    """Run the `cds` command with the services that `services(settings)` declares."""
     parser = argparse.ArgumentParser(prog="cds", description="spine-cds: CDS Hooks 2.0 service")
     parser.add_argument("--config", help="YAML or JSON config file (env CDS_* variables win over it)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -124,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int)
     serve.set_defaults(func=cmd_serve)
 
-    services = sub.add_parser("services", help="print the discovery document")
-    services.set_defaults(func=cmd_services)
+    discovery = sub.add_parser("services", help="print the discovery document")
+    discovery.set_defaults(func=cmd_services)
 
     evaluate = sub.add_parser("evaluate", help="run one hook request offline and print the cards")
     evaluate.add_argument("request", help="hook request JSON file")
@@ -134,17 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--now", help="evaluate as of this date/time (ISO 8601), for replaying fixtures")
     evaluate.set_defaults(func=cmd_evaluate)
 
-    from cds.store.commands import add_commands  # db upgrade, db prune, report
-
-    add_commands(sub, _settings)
+    add_commands(sub, _settings)  # db upgrade, db prune, report
+    for install in commands:
+        install(sub, _settings)
 
     args = parser.parse_args(argv)
+    args.services = services
     try:
         return int(args.func(args))
     except BrokenPipeError:  # `cds evaluate ... | head`: the reader left, which is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,8 @@
-"""CDS Hooks 2.0 feedback endpoint, and the audit of the cards a hook call returned.
+"""CDS Hooks 2.0 feedback endpoint.
 
 `POST /cds-services/{id}/feedback` answers 200 only after its items are committed, so an acknowledged item
-survives a crash; an invalid body stores nothing. The card audit goes through the store's background
-writer so that the hook response does not wait for the database.
+survives a crash; an invalid body stores nothing. (The audit of served cards is queued by the hook
+endpoint in `cds.routes`, through the store's background writer.)
 """
 
 from __future__ import annotations
@@ -10,45 +10,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, jsonify
+from flask import Blueprint, jsonify
 from sqlalchemy.exc import SQLAlchemyError
 
 from cds.logs import log
 from cds.request import HookError
-from cds.routes import json_body, state
-from cds.store import Store
 from cds.store.core import parse_timestamp
 from cds.store.schema import ID
 from cds.validator import validate_feedback
+from cds.web import get_store, json_body, state
 
 logger = logging.getLogger("cds.feedback")
 blueprint = Blueprint("feedback", __name__)
 MAX_ITEMS = 1000
 MAX_TEXT = 4000
-
-
-def get_store(app: Flask | None = None) -> Store | None:
-    """The app's store: `app.extensions["cds"].store` (also what /readyz and gunicorn's worker_exit use)."""
-    return getattr((app or current_app).extensions.get("cds"), "store", None)
-
-
-def install(app: Flask, store: Store) -> None:
-    """Attach the store and the feedback and analytics endpoints to the app."""
-    from cds.analytics import blueprint as analytics
-
-    app.extensions["cds"].store = store
-    app.register_blueprint(blueprint)
-    app.register_blueprint(analytics)
-
-
-def record_served(service_id: str, outcome: Any) -> None:
-    """Audit every card of a hook response (queued; never raises into the hook call)."""
-    store = get_store()
-    if store is None or not outcome.cards:
-        return
-    request = outcome.request
-    patient_hash = state().engine.hasher(request.patient_id)
-    store.record_served(service_id, request.hook_instance, patient_hash, outcome.cards)
 
 
 def _limits(items: list[Any]) -> list[str]:

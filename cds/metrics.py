@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from flask import request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -130,7 +131,6 @@ def mark_worker_dead(pid: int) -> None:
 
 def install(app: Any) -> None:
     """Count every response with status >= 400 by endpoint (the route rule, a bounded set) and status."""
-    from flask import request
 
     @app.after_request
     def _count_errors(response: Any) -> Any:

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cds import metrics
-from cds.auth import Caller
 from cds.cards import Card, Response
+from cds.client_trust import Caller
 from cds.config import Settings
 from cds.fhir import Deadline, FetchResult, FhirClient, same_origin
 from cds.logs import IdHasher, log
@@ -85,6 +85,10 @@ class Engine:
             )
             hook_input = self.build_input(service, request, gathered)
             cards = list(service.handler(hook_input))
+            undeclared = service.undeclared(cards)
+            if undeclared:  # a rule the service does not declare: a bug, never shown to a clinician
+                log(logger, logging.ERROR, "hook.undeclared_rule", service=service.id, cards=undeclared)
+                raise RuntimeError(f"{service.id} returned undeclared rules {undeclared}")
             body_out = Response(cards=cards).to_json()
         except HookError as err:
             log(

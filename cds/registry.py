@@ -1,8 +1,10 @@
 """Service declarations and the registry that turns them into discovery.
 
-A clinical service is one `Service(...)` value: id, hook, title, description, prefetch and a
-handler that maps typed evidence (`HookInput`) to cards. Everything else (validation, prefetch
-resolution, FHIR fallback, parsing, serialization) is the engine's job.
+A clinical service is one `Service(...)` value: id, hook, title, description, prefetch, the rules
+it may fire (each with its card indicators) and a handler that maps typed evidence (`HookInput`)
+to cards. Everything else (validation, prefetch resolution, FHIR fallback, parsing,
+serialization) is the engine's job. The rule declarations are the one catalogue that tests,
+fixtures, benchmarks and documentation read rule ids from.
 """
 
 from __future__ import annotations
@@ -51,6 +53,20 @@ class HookInput:
 
 Handler = Callable[[HookInput], list[Card]]
 RawFilter = Callable[[dict[str, Any]], bool]
+INDICATORS = ("info", "warning", "critical")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule a service may fire: its id (the card's `source.topic.code`) and the indicators it may use."""
+
+    id: str
+    indicators: tuple[str, ...]
+    title: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.indicators or set(self.indicators) - set(INDICATORS):
+            raise ValueError(f"rule {self.id}: indicators must be among {INDICATORS}")
 
 
 @dataclass(frozen=True)
@@ -69,6 +85,7 @@ class Service:
     resolve_references: tuple[str, ...] = ()
     # Prefetch keys whose fetch failure degrades the answer (logged) instead of returning 412.
     optional_prefetch: frozenset[str] = frozenset()
+    rules: tuple[Rule, ...] = ()  # every rule the handler may fire; empty = undeclared (test services)
 
     def __post_init__(self) -> None:
         if self.hook not in SUPPORTED_HOOKS:
@@ -78,6 +95,23 @@ class Service:
         unknown = set(self.optional_prefetch) - set(self.prefetch)
         if unknown:
             raise ValueError(f"service {self.id}: optional_prefetch names unknown keys {sorted(unknown)}")
+        ids = [r.id for r in self.rules]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"service {self.id}: a rule id is declared twice")
+
+    def rule(self, rule_id: str) -> Rule | None:
+        return next((r for r in self.rules if r.id == rule_id), None)
+
+    def undeclared(self, cards: list[Card]) -> list[str]:
+        """Cards whose rule or indicator the declaration does not allow (a programming error)."""
+        if not self.rules:
+            return []
+        out = []
+        for card in cards:
+            rule = self.rule(card.rule or "")
+            if rule is None or card.indicator not in rule.indicators:
+                out.append(f"{card.rule}/{card.indicator}")
+        return out
 
     def discovery(self) -> dict[str, Any]:
         entry: dict[str, Any] = {

@@ -2,44 +2,16 @@
 
 from __future__ import annotations
 
-import gc
-import json
 from pathlib import Path
-from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify
 
+from cds import metrics as prometheus
+from cds.health import readiness
 from cds.request import HookError
+from cds.web import get_store, json_body, state
 
 blueprint = Blueprint("cds", __name__)
-_JSON_TYPES = {"application/json", "application/fhir+json"}
-_GC_PAUSE_BYTES = 256 * 1024
-
-
-def state() -> Any:
-    return current_app.extensions["cds"]
-
-
-def json_body() -> Any:
-    if request.mimetype not in _JSON_TYPES:
-        raise HookError(415, "Content-Type must be application/json", code="unsupported-media-type")
-    raw = request.get_data(cache=False)
-    # A multi-megabyte prefetch decodes into millions of objects. With the cyclic GC running, every
-    # allocation burst of the rest of the call rescans them all, for nothing: JSON holds no cycles and the
-    # call frees them by reference counting. So the GC pauses for a large call and resumes at teardown.
-    if len(raw) > _GC_PAUSE_BYTES and gc.isenabled():
-        gc.disable()
-        g.gc_paused = True
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise HookError(400, "request body is not valid JSON", code="malformed-json") from exc
-
-
-@blueprint.teardown_app_request
-def _resume_gc(_exc: BaseException | None) -> None:
-    if g.pop("gc_paused", False):
-        gc.enable()
 
 
 @blueprint.get("/cds-services")
@@ -53,10 +25,18 @@ def invoke(service_id: str):
     if service is None:
         raise HookError(404, f"unknown service {service_id[:80]!r}", code="unknown-service")
     outcome = state().engine.evaluate(service, json_body(), caller=g.get("caller"))
-    from cds.feedback import record_served  # audit of served cards, queued off the request path
-
-    record_served(service.id, outcome)
+    _audit(service.id, outcome)
     return jsonify(outcome.body)
+
+
+def _audit(service_id: str, outcome) -> None:
+    """Audit every card of a hook response (queued off the request path; never raises into the call)."""
+    store = get_store()
+    if store is None or not outcome.cards:
+        return
+    request = outcome.request
+    patient_hash = state().engine.hasher(request.patient_id)
+    store.record_served(service_id, request.hook_instance, patient_hash, outcome.cards)
 
 
 @blueprint.get("/openapi.yaml")
@@ -73,8 +53,6 @@ def healthz():
 @blueprint.get("/readyz")
 def readyz():
     """Readiness: configuration loaded and, when an audit store is configured, its database reachable."""
-    from cds.health import readiness
-
     ready, checks = readiness(state())
     response = jsonify({"status": "ok" if ready else "unavailable", "checks": checks})
     response.status_code = 200 if ready else 503
@@ -84,7 +62,5 @@ def readyz():
 @blueprint.get("/metrics")
 def metrics():
     """Prometheus text; under gunicorn, merged across the pod's workers (cds.metrics)."""
-    from cds.metrics import render
-
-    body, content_type = render()
+    body, content_type = prometheus.render()
     return Response(body, content_type=content_type)

@@ -31,7 +31,7 @@ from typing import IO
 
 import requests
 
-from cds.auth import load_trusted_clients
+from cds.client_trust import load_trusted_clients
 from demo.stories import Story, draft_orders, hook_request, load_stories, transaction, utc_today
 from tests.fhir_engine import FhirEngine
 
@@ -114,7 +114,7 @@ def start_service(
 ) -> subprocess.Popen[bytes]:
     """`cds serve` as a child in its own session, so a terminal Ctrl-C reaches only us and we stop it."""
     cds = Path(sys.executable).with_name("cds")
-    cmd = [str(cds)] if cds.exists() else [sys.executable, "-m", "cds.cli"]
+    cmd = [str(cds)] if cds.exists() else [sys.executable, "-m", "hooks.app"]
     return subprocess.Popen(
         [*cmd, "serve", "--host", host, "--port", str(port)],
         cwd=ROOT,

@@ -1,6 +1,6 @@
 """gunicorn settings for spine-cds in production.
 
-    gunicorn -c deploy/gunicorn.conf.py 'cds.app:create_app()'
+    gunicorn -c deploy/gunicorn.conf.py 'hooks.app:create_app()'
 
 
 Why these settings (measured with `make bench`, tables in docs/performance.md):

@@ -9,8 +9,8 @@ import pytest
 
 from cds.analytics import build_charts, is_loopback
 from cds.app import create_app
-from cds.feedback import get_store
 from cds.store.core import utcnow
+from cds.web import get_store
 from tests.builders import make_test_services, settings
 from tests.dbsupport import accepted, card, overridden
 

@@ -19,8 +19,8 @@ from selenium.webdriver.common.by import By
 from werkzeug.serving import make_server
 
 from cds.app import create_app
-from cds.feedback import get_store
 from cds.store.core import utcnow
+from cds.web import get_store
 from tests.builders import make_test_services, settings
 from tests.dbsupport import IN_CI, accepted, card, overridden
 

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from cds.app import create_app
-from cds.security import StartupError
+from cds.authentication import StartupError
 from tests.builders import make_test_services, pv_request, searchset, settings
 
 BASE = "https://cds.example.org"
@@ -431,7 +431,7 @@ def test_replay_is_detected_across_two_app_instances_sharing_redis(tmp_path):
 
 
 def test_example_trusted_clients_file_trusts_the_public_sandbox():
-    from cds.auth import load_trusted_clients
+    from cds.client_trust import load_trusted_clients
     from tests.builders import ROOT
 
     clients = {c.iss: c for c in load_trusted_clients(ROOT / "deploy" / "trusted-clients.example.json")}

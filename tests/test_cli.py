@@ -6,15 +6,18 @@ import json
 
 import pytest
 
-import hooks
-from cds.cli import main
+from cds import cli
 from cds.validator import validate_response
 from tests.builders import PV_PREFETCH, condition, make_test_services, pv_request, searchset
 
 
+def main(argv: list[str]) -> int:
+    return cli.main(argv, services=lambda settings: make_test_services())
+
+
 @pytest.fixture
-def test_registry(monkeypatch):
-    monkeypatch.setattr(hooks, "services", lambda settings: make_test_services())
+def test_registry():
+    """The command is handed test services (as `hooks.app.main` hands it the production ones)."""
 
 
 def write(tmp_path, body) -> str:

@@ -42,7 +42,7 @@ class Server:
             CDS_LOG_LEVEL="WARNING",
             CDS_CLOCK="2026-01-15T15:00:00+00:00",
         )
-        command = [str(CDS)] if CDS.exists() else [sys.executable, "-m", "cds.cli"]
+        command = [str(CDS)] if CDS.exists() else [sys.executable, "-m", "hooks.app"]
         self.log = open(tmp_path / f"{name}.log", "w")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
             [*command, "serve", "--host", "127.0.0.1", "--port", str(self.port)],

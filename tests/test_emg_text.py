@@ -1,4 +1,4 @@
-"""Tests for the EMG impression reader (hooks.emg_text) and the ConText engine (hooks.text_context).
+"""Tests for the EMG impression reader (hooks.nlp) and the ConText engine (hooks.nlp).
 
 Scenario numbers refer to shared/docs/clinical-brief.md section 7; where the issue text differs it wins.
 """
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hooks import emg_text, text_context
-from hooks.emg_text import EmgTextAnalyzer, EmgTextFinding
-from hooks.text_context import ContextEngine, affirmed_mentions
+from benchmarks.medspacy_context import build_analyzer
+from hooks import nlp
+from hooks.nlp import ContextEngine, EmgTextAnalyzer, EmgTextFinding, affirmed_mentions
 
 CORPUS = Path(__file__).parent / "data" / "emg_corpus.jsonl"
 BRIEF_CONCLUSION = (
@@ -241,7 +241,7 @@ def test_truncation_is_flagged_not_fatal(analyzer: EmgTextAnalyzer) -> None:
 
 
 def test_configurable_max_chars(tmp_path: Path) -> None:
-    knowledge = yaml.safe_load(text_context.DEFAULT_KNOWLEDGE_PATH.read_text(encoding="utf-8"))
+    knowledge = yaml.safe_load(nlp.DEFAULT_KNOWLEDGE_PATH.read_text(encoding="utf-8"))
     knowledge["limits"]["max_chars"] = 80
     path = tmp_path / "emg_text.yaml"
     path.write_text(yaml.safe_dump(knowledge), encoding="utf-8")
@@ -267,24 +267,24 @@ def test_evidence_is_trimmed(analyzer: EmgTextAnalyzer) -> None:
 
 # ---------------------------------------------------------------------------------------- loading / knowledge
 def test_knowledge_file_is_versioned() -> None:
-    data = yaml.safe_load(text_context.DEFAULT_KNOWLEDGE_PATH.read_text(encoding="utf-8"))
+    data = yaml.safe_load(nlp.DEFAULT_KNOWLEDGE_PATH.read_text(encoding="utf-8"))
     assert data["version"] == "2026.11.0" and data["source"]
     assert EmgTextAnalyzer.load().knowledge_version == "2026.11.0"
 
 
 def test_nothing_is_built_at_import() -> None:
-    for module in (emg_text, text_context):
+    for module in (nlp, *(getattr(nlp, name) for name in dir(nlp) if name.startswith("emg_"))):
         assert not [v for v in vars(module).values() if isinstance(v, EmgTextAnalyzer | ContextEngine)]
 
 
 def test_unknown_backend_rejected() -> None:
     with pytest.raises(ValueError):
-        EmgTextAnalyzer.load(backend="nope")
+        build_analyzer("nope")
 
 
 def test_medspacy_backend_agrees_on_scenarios() -> None:
     pytest.importorskip("medspacy")
-    ms = EmgTextAnalyzer.load(backend="medspacy")
+    ms = build_analyzer("medspacy")
     assert imp(ms, BRIEF_CONCLUSION).positive
     assert not imp(
         ms, "Left fibular neuropathy at the fibular head with axon loss; no evidence of L5 radiculopathy."
@@ -319,17 +319,15 @@ def test_affirmed_mentions_red_flags(text: str, pattern: str, expected: list[str
 def test_affirmed_mentions_uncertain_is_configurable() -> None:
     text = "Possible cauda equina syndrome."
     assert affirmed_mentions(text, r"cauda\s+equina") == [text]
-    excl = text_context.DEFAULT_EXCLUDE | {"uncertain"}
+    excl = nlp.DEFAULT_EXCLUDE | {"uncertain"}
     assert affirmed_mentions(text, r"cauda\s+equina", exclude=excl) == []
 
 
 def test_finding_exclude_keeps_chronic_findings() -> None:
     text = "Stable left paracentral L4-5 extrusion compressing the traversing L5 root. No stenosis."
     assert affirmed_mentions(text, r"extrusion") == []  # red-flag default: "stable" is not new
-    assert affirmed_mentions(text, r"extrusion", exclude=text_context.FINDING_EXCLUDE) == [
-        text.split(" No")[0]
-    ]
-    assert affirmed_mentions(text, r"stenosis", exclude=text_context.FINDING_EXCLUDE) == []
+    assert affirmed_mentions(text, r"extrusion", exclude=nlp.FINDING_EXCLUDE) == [text.split(" No")[0]]
+    assert affirmed_mentions(text, r"stenosis", exclude=nlp.FINDING_EXCLUDE) == []
 
 
 def test_is_negated_mention(analyzer: EmgTextAnalyzer) -> None:

@@ -8,15 +8,15 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from cds import cli
 from cds.app import create_app
 from cds.cards import Card, Coding, Source, Suggestion
-from cds.feedback import get_store
 from cds.logs import IdHasher
 from cds.registry import Service
 from cds.store import Store
 from cds.store.schema import feedback, served_cards
 from cds.validator import validate_feedback
+from cds.web import get_store
+from hooks.app import main as hooks_main
 from tests.builders import make_test_services, pv_request, searchset, settings
 from tests.dbsupport import accepted, overridden
 
@@ -195,9 +195,9 @@ def test_report_and_db_commands(app, client, db_url, monkeypatch, capsys):
     get_store(app).flush()
     monkeypatch.setenv("CDS_DATABASE_URL", db_url)
 
-    assert cli.main(["db", "upgrade"]) == 0
+    assert hooks_main(["db", "upgrade"]) == 0
     assert "revision 0001" in capsys.readouterr().out
-    assert cli.main(["report", "--json"]) == 0
+    assert hooks_main(["report", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows == [
         {
@@ -209,7 +209,7 @@ def test_report_and_db_commands(app, client, db_url, monkeypatch, capsys):
             "override_reasons": {"dup": 2},
         }
     ]
-    assert cli.main(["report"]) == 0
+    assert hooks_main(["report"]) == 0
     text = capsys.readouterr().out
     assert (
         "test-suggest" in text
@@ -217,11 +217,11 @@ def test_report_and_db_commands(app, client, db_url, monkeypatch, capsys):
         and "dup (2)" in text
         and "never served (flagged): 1" in text
     )
-    assert cli.main(["report", "--since", "2999-01-01", "--json"]) == 0
+    assert hooks_main(["report", "--since", "2999-01-01", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
-    assert cli.main(["report", "--since", "yesterday"]) == 2
+    assert hooks_main(["report", "--since", "yesterday"]) == 2
 
-    assert cli.main(["db", "prune", "--older-than", "1"]) == 0
+    assert hooks_main(["db", "prune", "--older-than", "1"]) == 0
     assert "deleted 0 served card(s) and 0 feedback item(s)" in capsys.readouterr().out
-    assert cli.main(["db", "prune", "--older-than", "0"]) == 0
+    assert hooks_main(["db", "prune", "--older-than", "0"]) == 0
     assert "deleted 4 served card(s) and 4 feedback item(s)" in capsys.readouterr().out

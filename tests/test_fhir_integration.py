@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cds.app import create_app
+from hooks.app import create_app as production_app
 from tests.builders import FIXTURES, post, settings
 from tests.fhir_engine import FhirEngine
 
@@ -60,7 +60,7 @@ def fhir() -> Iterator[FhirEngine]:
 
 @pytest.fixture(scope="module")
 def client():
-    app = create_app(settings(clock=datetime(2026, 1, 15, 15, 0, tzinfo=UTC), fhir_deadline_s=5.0))
+    app = production_app(settings(clock=datetime(2026, 1, 15, 15, 0, tzinfo=UTC), fhir_deadline_s=5.0))
     with app.test_client() as c:
         yield c
 

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cds.app import create_app
+from hooks.app import create_app as production_app
 from tests.builders import FIXTURES
 from tests.builders import settings as app_settings
 
@@ -59,7 +59,7 @@ HOOK_OF = {
 
 @pytest.fixture(scope="module")
 def client():
-    app = create_app(app_settings(clock=datetime(2026, 1, 15, tzinfo=UTC), log_level="ERROR"))
+    app = production_app(app_settings(clock=datetime(2026, 1, 15, tzinfo=UTC), log_level="ERROR"))
     with app.test_client() as c:
         yield c
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import responses
 
 from cds.app import create_app
+from hooks.app import create_app as production_app
 from tests.builders import FIXTURES, condition, make_test_services, post, pv_request, searchset, settings
 from tests.test_auth import BASE, call, token, trusted_file
 
@@ -40,7 +41,7 @@ def test_fhir_response_size_cap_is_a_clean_412():
 
 
 def test_huge_report_text_is_truncated_not_fatal():
-    app = create_app(settings(clock=datetime(2026, 1, 15, tzinfo=UTC)))
+    app = production_app(settings(clock=datetime(2026, 1, 15, tzinfo=UTC)))
     body = json.loads(SCENARIO.read_text())
     report = body["prefetch"]["reports"]["entry"][0]["resource"]
     report["conclusion"] = report["conclusion"] + " filler" * 400_000
@@ -63,7 +64,7 @@ def test_logs_of_full_hook_calls_hold_no_token_jwt_patient_id_or_report_text(tmp
         "subject": "cds",
         "patient": patient,
     }
-    app = create_app(
+    app = production_app(
         settings(
             auth="required",
             trusted_clients=trusted_file(tmp_path),

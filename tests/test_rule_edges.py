@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cds.app import create_app
+from hooks.app import create_app as production_app
 from tests.builders import FIXTURES, post, settings
 
 SCEN = FIXTURES / "scenarios"
@@ -28,7 +28,7 @@ def load(name: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def client():
-    with create_app(settings(clock=NOW)).test_client() as c:
+    with production_app(settings(clock=NOW)).test_client() as c:
         yield c
 
 
@@ -123,16 +123,18 @@ def test_ncs_only_and_repeat_lines(client):
 
 
 def test_extended_mode_flags_other_no_radiculopathy_codes(tmp_path):
-    knowledge = tmp_path / "knowledge"
-    shutil.copytree(Path(__file__).resolve().parent.parent / "hooks" / "knowledge", knowledge)
-    policy = yaml.safe_load((knowledge / "emg_necessity.yaml").read_text())
+    knowledge = tmp_path / "site"
+    shutil.copytree(
+        Path(__file__).resolve().parent.parent / "hooks" / "emg_necessity", knowledge / "emg_necessity"
+    )
+    policy = yaml.safe_load((knowledge / "emg_necessity/cards.yaml").read_text())
     body = only_emg(load("09-edx-core-mismatch.json"))
     emg_order(body)["reasonCode"][0]["coding"][0]["code"] = "M54.50"
-    default = create_app(settings(clock=NOW)).test_client()
+    default = production_app(settings(clock=NOW)).test_client()
     assert cards(default, SIGN, body) == [], "default mode: only {M47.816} is a mismatch"
     policy["mode"] = "extended"
-    (knowledge / "emg_necessity.yaml").write_text(yaml.safe_dump(policy))
-    extended = create_app(settings(clock=NOW, knowledge_dir=knowledge)).test_client()
+    (knowledge / "emg_necessity/cards.yaml").write_text(yaml.safe_dump(policy))
+    extended = production_app(settings(clock=NOW, knowledge_dir=knowledge)).test_client()
     assert rules(cards(extended, SIGN, body)) == ["emg-dx-mismatch"]
     emg_order(body)["reasonCode"].append(
         {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "M54.16"}]}
@@ -141,15 +143,17 @@ def test_extended_mode_flags_other_no_radiculopathy_codes(tmp_path):
 
 
 def test_policy_wording_is_site_editable(tmp_path):
-    knowledge = tmp_path / "knowledge"
-    shutil.copytree(Path(__file__).resolve().parent.parent / "hooks" / "knowledge", knowledge)
-    policy = yaml.safe_load((knowledge / "emg_necessity.yaml").read_text())
+    knowledge = tmp_path / "site"
+    shutil.copytree(
+        Path(__file__).resolve().parent.parent / "hooks" / "emg_necessity", knowledge / "emg_necessity"
+    )
+    policy = yaml.safe_load((knowledge / "emg_necessity/cards.yaml").read_text())
     policy["sources"]["policy"] = {
         "label": "Site policy MP-123",
         "url": "https://intranet.example.org/mp-123",
     }
-    (knowledge / "emg_necessity.yaml").write_text(yaml.safe_dump(policy))
-    client = create_app(settings(clock=NOW, knowledge_dir=knowledge)).test_client()
+    (knowledge / "emg_necessity/cards.yaml").write_text(yaml.safe_dump(policy))
+    client = production_app(settings(clock=NOW, knowledge_dir=knowledge)).test_client()
     (card,) = cards(client, SIGN, only_emg(load("09-edx-core-mismatch.json")))
     assert card["source"]["label"] == "Site policy MP-123"
 

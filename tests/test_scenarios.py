@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cds.app import create_app
+from hooks.app import create_app as production_app
 from tests.builders import FIXTURES, card_order, post, settings, suggestion_codes
 
 SCENARIOS = FIXTURES / "scenarios"
@@ -25,7 +25,7 @@ CANDIDATES = {"M54.16", "M54.17", "M51.16", "M51.17", "M47.26", "M47.27"}
 
 @pytest.fixture(scope="module")
 def scenario_client():
-    app = create_app(settings(clock=datetime(2026, 1, 15, 15, 0, tzinfo=UTC)))
+    app = production_app(settings(clock=datetime(2026, 1, 15, 15, 0, tzinfo=UTC)))
     with app.test_client() as client:
         yield client
 

@@ -11,7 +11,7 @@ uncertainty, not the negation "not"). All trigger wording lives in ``knowledge/e
 The engine is built once (:meth:`ContextEngine.load`) and is then read-only and thread-safe. It is pure: no
 I/O after loading, no FHIR. Besides the EMG analyser, other modules can ask red-flag style questions with
 :func:`affirmed_mentions` ("denies saddle anesthesia" -> negated, "new urinary retention" -> affirmed,
-"chronic stress incontinence" -> not new). Import it from :mod:`hooks.text_context`.
+"chronic stress incontinence" -> not new). Import it from :mod:`hooks.nlp`.
 """
 
 from __future__ import annotations

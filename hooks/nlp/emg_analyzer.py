@@ -1,6 +1,6 @@
 """The EMG impression reader: does this report prove an L5 radiculopathy with axon loss?
 
-The pipeline (each step in its own module; the overview is in :mod:`hooks.emg_text`):
+The pipeline (each step in its own module; the overview is in :mod:`hooks.nlp`):
 
 1. prepare and scope the report (:mod:`hooks.nlp.emg_sections`);
 2. annotate it with the ConText engine (:mod:`hooks.nlp.context`);
@@ -67,27 +67,10 @@ class EmgTextAnalyzer:
         self._laterality = LateralityReader(knowledge["laterality"])
 
     @classmethod
-    def load(cls, knowledge_path: Path | None = None, *, backend: str = "regex") -> EmgTextAnalyzer:
-        """Read the knowledge file and compile everything (call once at start-up; the result is reusable).
-
-        ``backend="regex"`` (default) runs the built-in ConText engine; ``"medspacy"`` runs the same rules
-        through medspaCy's ConText and ``"medspacy-default"`` runs medspaCy's packaged rules (optional
-        dependency, slower to build and per text; kept for the benchmark comparison).
-        """
+    def load(cls, knowledge_path: Path | None = None) -> EmgTextAnalyzer:
+        """Read the knowledge file and compile everything (call once at start-up; the result is reusable)."""
         knowledge = load_knowledge(knowledge_path)
-        if backend == "regex":
-            engine = ContextEngine(knowledge)
-        elif backend in ("medspacy", "medspacy-default"):
-            from hooks.nlp.medspacy_context import MedspacyContextEngine
-
-            engine = MedspacyContextEngine(
-                knowledge, rules="default" if backend == "medspacy-default" else "knowledge"
-            )
-        else:
-            raise ValueError(
-                f"unknown EMG text backend {backend!r} (expected regex, medspacy or medspacy-default)"
-            )
-        return cls(knowledge, engine)
+        return cls(knowledge, ContextEngine(knowledge))
 
     def _prepare(self, text: str, content_type: str) -> tuple[str, bool]:
         return prepare_report(

@@ -12,10 +12,10 @@ from typing import Any
 
 from cds.cards import Action, Card, Suggestion
 from cds.registry import HookInput
-from hooks.cardkit import CardKit, bullets
-from hooks.evidence import EvidenceBuilder, PatientEvidence
-from hooks.fhirutil import codings, concept_name, concept_text, condition_usable, reference, resource_date
-from hooks.knowledge import normalize_code
+from hooks.common.cardkit import CardKit, bullets
+from hooks.common.fhir import codings, concept_name, concept_text, condition_usable, reference, resource_date
+from hooks.common.knowledge import normalize_code
+from hooks.evidence.builder import EvidenceBuilder, PatientEvidence
 
 LOWER, UPPER, BOTH, UNKNOWN = (
     "lower extremity",

@@ -15,7 +15,10 @@ from typing import Any
 
 import yaml
 
-DEFAULT_DIR = Path(__file__).parent / "knowledge"
+# Knowledge files are addressed relative to the `hooks` package: shared ones under `knowledge/`, a
+# service's own beside its rules (`l5_radiculopathy/cards.yaml`). A site copy (CDS_KNOWLEDGE_DIR) mirrors
+# that layout; a file the copy does not hold is read from the shipped package.
+SHIPPED = Path(__file__).resolve().parent.parent
 
 
 def normalize_code(system_key: str, code: str) -> str:
@@ -106,8 +109,15 @@ class Terminology:
         return out
 
 
-def load_yaml(name: str, directory: Path | None = None) -> dict[str, Any]:
-    path = (directory or DEFAULT_DIR) / name
+def locate(relpath: str, site_dir: Path | None = None) -> Path:
+    """The site's copy of a knowledge file when it has one, else the shipped file."""
+    if site_dir is not None and (site_dir / relpath).is_file():
+        return site_dir / relpath
+    return SHIPPED / relpath
+
+
+def load_yaml(relpath: str, directory: Path | None = None) -> dict[str, Any]:
+    path = locate(relpath, directory)
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or "version" not in data:
         raise ValueError(f"knowledge file {path} must be a mapping with a version")
@@ -115,4 +125,4 @@ def load_yaml(name: str, directory: Path | None = None) -> dict[str, Any]:
 
 
 def load_terminology(directory: Path | None = None) -> Terminology:
-    return Terminology(load_yaml("valuesets.yaml", directory))
+    return Terminology(load_yaml("knowledge/valuesets.yaml", directory))

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from cds.cards import Action, Card, Coding, Source, Suggestion
-from hooks.evidence import Evidence
-from hooks.knowledge import Terminology
+from hooks.common.knowledge import Terminology
+from hooks.evidence.builder import Evidence
 
 
 def bullets(items: Iterable[Evidence], limit: int = 5) -> str:

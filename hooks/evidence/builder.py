@@ -13,8 +13,7 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from hooks.emg_text import EmgTextAnalyzer, EmgTextFinding
-from hooks.fhirutil import (
+from hooks.common.fhir import (
     attachment_text,
     codings,
     concept_name,
@@ -25,8 +24,8 @@ from hooks.fhirutil import (
     reference,
     resource_date,
 )
-from hooks.knowledge import Terminology
-from hooks.text_context import FINDING_EXCLUDE, affirmed_mentions, html_to_text
+from hooks.common.knowledge import Terminology
+from hooks.nlp import FINDING_EXCLUDE, EmgTextAnalyzer, EmgTextFinding, affirmed_mentions, html_to_text
 
 SNIPPET = 300
 _HISTORY_ORDER_STATUSES = ("active", "completed")

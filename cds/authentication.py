@@ -8,7 +8,8 @@ import logging
 import requests
 from flask import Flask, g, jsonify, request
 
-from cds.auth import (
+from cds import metrics
+from cds.client_trust import (
     Authenticator,
     AuthError,
     JwksCache,
@@ -65,13 +66,7 @@ def audiences(settings: Settings) -> list[str]:
 
 
 def count_rejection(reason: str) -> None:
-    try:
-        from cds import metrics
-    except ImportError:
-        return
-    hook = getattr(metrics, "auth_rejected", None)
-    if hook is not None:
-        hook(reason.split(":")[0])
+    metrics.auth_rejected(reason.split(":")[0])
 
 
 def install(app: Flask, settings: Settings, authenticator: Authenticator | None) -> None:

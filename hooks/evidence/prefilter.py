@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from hooks.knowledge import Terminology
+from hooks.common.knowledge import Terminology
 
 _NARRATIVE_KEYS = ("valueString", "valueCodeableConcept", "valueBoolean", "note", "component")
 

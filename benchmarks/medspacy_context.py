@@ -1,8 +1,8 @@
-"""The ConText rules of ``knowledge/emg_text.yaml`` run by medspaCy instead of our engine (optional backend).
+"""The ConText rules of ``knowledge/emg_text.yaml`` run by medspaCy instead of our engine (benchmark only).
 
 Why keep it: the benchmark (``benchmarks/emg_nlp_precision.py --backend medspacy``) compares the two engines
-on the labelled corpus. medspaCy is imported only when this engine is built, never at import time, so the
-service does not depend on it.
+on the labelled corpus. It lives with the benchmark, not in the production package; medspaCy is imported
+only when this engine is built (it is the optional ``nlp-compare`` extra).
 """
 
 from __future__ import annotations
@@ -12,7 +12,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from hooks.nlp.assertion import CATEGORIES, AnnotatedText, Trigger
-from hooks.nlp.context import DIRECTIONS, PRIORITY, ContextEngine, bounded
+from hooks.nlp.context import DIRECTIONS, PRIORITY, ContextEngine, bounded, load_knowledge
+from hooks.nlp.emg_analyzer import EmgTextAnalyzer
+
+BACKENDS = ("regex", "medspacy", "medspacy-default")
+
+
+def build_analyzer(backend: str = "regex") -> EmgTextAnalyzer:
+    """The EMG reader on our ConText engine (``regex``), on medspaCy running our rules (``medspacy``) or on
+    medspaCy's packaged rules (``medspacy-default``)."""
+    if backend == "regex":
+        return EmgTextAnalyzer.load()
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown EMG text backend {backend!r} (expected one of {', '.join(BACKENDS)})")
+    knowledge = load_knowledge()
+    rules = "default" if backend == "medspacy-default" else "knowledge"
+    return EmgTextAnalyzer(knowledge, MedspacyContextEngine(knowledge, rules=rules))
 
 
 class MedspacyContextEngine(ContextEngine):

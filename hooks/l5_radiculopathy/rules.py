@@ -11,9 +11,9 @@ from datetime import date
 
 from cds.cards import Card, Suggestion
 from cds.registry import HookInput
-from hooks.cardkit import CardKit, bullets
-from hooks.evidence import EmgFinding, EvidenceBuilder, PatientEvidence
-from hooks.fhirutil import codings
+from hooks.common.cardkit import CardKit, bullets
+from hooks.common.fhir import codings
+from hooks.evidence.builder import EmgFinding, EvidenceBuilder, PatientEvidence
 
 
 @dataclass(frozen=True)

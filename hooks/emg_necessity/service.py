@@ -1,0 +1,50 @@
+"""The EMG/NCS necessity services: their ids, hooks, prefetch and the rules they may fire."""
+
+from __future__ import annotations
+
+from cds.registry import Rule, Service
+from hooks.common.cardkit import CardKit
+from hooks.common.chart import CHART_PREFETCH, OPTIONAL_KEYS
+from hooks.common.context import ClinicalContext
+from hooks.emg_necessity.rules import EmgNecessityRules
+
+USAGE = "Reads the draft EMG/NCS orders' diagnoses and the chart evidence payers ask for."
+RULES_DECLARED = (
+    Rule("emg-dx-mismatch", ("warning",), "Sole diagnosis excludes radiculopathy: likely denied"),
+    Rule("emg-dx-link", ("info",), "Radiculopathy on the chart but not on the order: link it"),
+)
+RULES = {r.id: r for r in RULES_DECLARED}
+
+
+def declare(context: ClinicalContext) -> list[Service]:
+    rules = EmgNecessityRules(
+        context.evidence, CardKit(context.terms, context.file("emg_necessity/cards.yaml"))
+    )
+    common = dict(
+        prefetch=CHART_PREFETCH,
+        optional_prefetch=OPTIONAL_KEYS & set(CHART_PREFETCH),
+        relevant=context.prefilter.relevant,
+        resolve_references=("reasonReference",),
+        usage_requirements=USAGE,
+        rules=RULES_DECLARED,
+    )
+    return [
+        Service(
+            id="emg-ncs-necessity-order-select",
+            hook="order-select",
+            title="EMG/NCS order: diagnosis supports medical necessity?",
+            description="Advisory while an EMG/NCS order is built: a lower-limb study whose only diagnosis "
+            "is M47.816 (spondylosis without radiculopathy) is likely to be denied; offers one-click fixes.",
+            handler=rules.order_select,
+            **common,
+        ),
+        Service(
+            id="emg-ncs-necessity-order-sign",
+            hook="order-sign",
+            title="EMG/NCS order: final diagnosis check before signing",
+            description="Final check of every draft EMG/NCS order: a lower-limb study whose only diagnosis "
+            "is M47.816 gets a warning with the payer checklist built from the chart and one-click fixes.",
+            handler=rules.order_sign,
+            **common,
+        ),
+    ]

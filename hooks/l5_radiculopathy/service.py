@@ -1,0 +1,62 @@
+"""The L5 radiculopathy services: their ids, hooks, prefetch and the rules they may fire."""
+
+from __future__ import annotations
+
+from cds.registry import Rule, Service
+from hooks.common.cardkit import CardKit
+from hooks.common.chart import CHART_PREFETCH, OPTIONAL_KEYS
+from hooks.common.context import ClinicalContext
+from hooks.l5_radiculopathy.rules import L5Rules
+
+PREFETCH = {**CHART_PREFETCH, "encounters": "Encounter?patient={{context.patientId}}"}
+USAGE = "Reads EMG/NCS reports, MRI reports, conditions, exam observations, notes and orders."
+
+RED_FLAGS = Rule("red-flags", ("critical",), "Cauda equina red flags: emergency evaluation")
+PATIENT_VIEW_RULES = (
+    RED_FLAGS,
+    Rule("motor-deficit", ("warning",), "Severe or progressive L5 motor deficit"),
+    Rule("mri", ("info", "warning"), "No lumbar MRI on file"),
+    Rule("conservative-care", ("info",), "Under 6 weeks: conservative care"),
+    Rule("esi", ("info",), "Over 6 weeks: consider an epidural steroid injection"),
+    Rule("surgical-referral", ("info", "warning"), "Consider spine-surgery referral"),
+)
+ORDER_SELECT_RULES = (
+    RED_FLAGS,
+    Rule("mri-documentation", ("info",), "Lumbar or plexus MRI order: document the EMG"),
+    Rule("esi-timing", ("info",), "Epidural injection before 6 weeks"),
+    Rule("mri-before-surgery", ("info",), "Spine-surgery referral with no lumbar MRI"),
+)
+RULES = {r.id: r for r in PATIENT_VIEW_RULES + ORDER_SELECT_RULES}
+
+
+def declare(context: ClinicalContext) -> list[Service]:
+    rules = L5Rules(context.evidence, CardKit(context.terms, context.file("l5_radiculopathy/cards.yaml")))
+    return [
+        Service(
+            id="l5-radiculopathy-patient-view",
+            hook="patient-view",
+            title="EMG-proven L5 radiculopathy: next steps",
+            description="When an EMG/NCS report shows L5 radiculopathy with axon loss: lumbar MRI, "
+            "conservative care, epidural injection and spine-surgery referral at the right time; "
+            "an emergency card for cauda equina red flags.",
+            prefetch=PREFETCH,
+            optional_prefetch=OPTIONAL_KEYS,
+            handler=rules.patient_view,
+            relevant=context.prefilter.relevant,
+            usage_requirements=USAGE,
+            rules=PATIENT_VIEW_RULES,
+        ),
+        Service(
+            id="l5-radiculopathy-order-select",
+            hook="order-select",
+            title="EMG-proven L5 radiculopathy: order guidance",
+            description="Documentation for lumbar or plexus MRI orders, epidural injection timing and MRI "
+            "before surgical referral, from the patient's EMG evidence; red flags are critical.",
+            prefetch=PREFETCH,
+            optional_prefetch=OPTIONAL_KEYS,
+            handler=rules.order_select,
+            relevant=context.prefilter.relevant,
+            usage_requirements=USAGE,
+            rules=ORDER_SELECT_RULES,
+        ),
+    ]
