@@ -12,6 +12,7 @@ import os
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import Field, field_validator
@@ -59,6 +60,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_to_stderr: bool = False  # the offline CLI keeps stdout for the response
     knowledge_dir: Path | None = None
+    # The site's time zone (IANA name): day windows are counted in local days, and a dateTime an EHR
+    # sends without a zone is read in it.
+    timezone: str = "UTC"
     # Fixed clock for replaying fixtures (tests, `cds evaluate --now`). Never set in production.
     clock: datetime | None = None
 
@@ -77,6 +81,19 @@ class Settings(BaseSettings):
                 return json.loads(v)
             return [o.strip() for o in v.split(",") if o.strip()]
         return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as America/Chicago)") from exc
+        return v
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @classmethod
     def load(cls, config_file: str | Path | None = None, **overrides: Any) -> Settings:

@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from cds import metrics
@@ -20,7 +20,7 @@ from cds.config import Settings
 from cds.fhir import Deadline, FetchResult, FhirClient, same_origin
 from cds.logs import IdHasher, log
 from cds.netguard import NetGuard
-from cds.parse import ModelCache, parse_one, parse_resources
+from cds.parse import ModelCache, other_patient, parse_one, parse_resources
 from cds.prefetch import Status, classify, render
 from cds.registry import HookInput, Service
 from cds.request import HookError, HookRequest, parse_hook_request
@@ -66,8 +66,13 @@ class Engine:
         self.guard = guard
         self.models = ModelCache(settings.parse_cache_entries)
 
+    @property
+    def zone(self) -> tzinfo:
+        return self.settings.zone
+
     def now(self) -> datetime:
-        return self.settings.clock or datetime.now(UTC)
+        """The hook's clock, in the site's zone (day windows are counted in local days)."""
+        return (self.settings.clock or datetime.now(UTC)).astimezone(self.zone)
 
     def evaluate(self, service: Service, body: Any, caller: Caller | None = None) -> Outcome:
         """`caller` is the authenticated CDS client (None when auth is off)."""
@@ -172,7 +177,8 @@ class Engine:
                     out.prefetch_status[key] = "no-token-value"
                 else:
                     queries[key] = query
-        known = {f"{r.get('resourceType')}/{r.get('id')}" for r in [*out.raws, *request.draft_orders]}
+        drafts = [*request.draft_orders, *request.draft_extras]
+        known = {f"{r.get('resourceType')}/{r.get('id')}" for r in [*out.raws, *drafts]}
         reads = {
             f"ref:{ref}": ref
             for ref in dict.fromkeys(_references(request.draft_orders, service.resolve_references))
@@ -248,16 +254,30 @@ class Engine:
 
     def build_input(self, service: Service, request: HookRequest, gathered: Gathered) -> HookInput:
         referenced = frozenset(_references(request.draft_orders, service.resolve_references))
-        resources, skipped, _ = parse_resources(
-            gathered.raws, service.relevant, request.patient_id, referenced, self.models
+        zone = self.zone
+        parsed = parse_resources(
+            gathered.raws, service.relevant, request.patient_id, referenced, self.models, zone
         )
-        orders = []
-        for raw in request.draft_orders:
-            model = parse_one(raw, request.patient_id)
-            if model is None:
-                skipped[f"draft:{raw.get('resourceType')}"] += 1
-            else:
-                orders.append(model)
+        skipped, foreign = parsed.skipped, parsed.other_patient
+        drafts: dict[str, list[Any]] = {"orders": [], "extras": []}
+        for kind, raws in (("orders", request.draft_orders), ("extras", request.draft_extras)):
+            for raw in raws:
+                if other_patient(raw, request.patient_id):
+                    foreign[f"draft:{raw.get('resourceType')}"] += 1
+                    continue
+                model = parse_one(raw, request.patient_id, zone)
+                if model is None:
+                    skipped[f"draft:{raw.get('resourceType')}"] += 1
+                else:
+                    drafts[kind].append(model)
+        if foreign:  # counted by type only: which patient it named is nobody's business in a log
+            log(
+                logger,
+                logging.WARNING,
+                "hook.other_patient_dropped",
+                service=service.id,
+                counts=dict(foreign),
+            )
         return HookInput(
             hook=request.hook,
             hook_instance=request.hook_instance,
@@ -265,9 +285,11 @@ class Engine:
             user_id=request.context["userId"],
             now=self.now(),
             context=request.context,
-            resources=resources,
-            draft_orders=orders,
+            resources=parsed.resources,
+            draft_orders=drafts["orders"],
             selections=request.selections,
             skipped=dict(skipped),
             unresolved=tuple(gathered.unresolved),
+            draft_extras=drafts["extras"],
+            other_patient=dict(foreign),
         )

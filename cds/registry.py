@@ -35,14 +35,24 @@ class HookInput:
     selections: tuple[str, ...] = ()
     skipped: Mapping[str, int] = field(default_factory=dict)  # resourceType -> invalid resources skipped
     unresolved: tuple[str, ...] = ()  # references of draft orders that no source could resolve
+    draft_extras: list[Any] = field(default_factory=list)  # non-order resources sent in draftOrders
+    other_patient: Mapping[str, int] = field(default_factory=dict)  # dropped: about another patient
 
     def of(self, resource_type: str) -> list[Any]:
         return list(self.resources.get(resource_type, []))
 
-    def resolve(self, reference: str) -> Any | None:
-        """Find 'Type/id' among draft orders and fetched resources (prefetch or FHIR reads)."""
-        rtype, _, rid = reference.partition("/")
-        for res in self.draft_orders:
+    def resolve(self, reference: str, container: Any = None) -> Any | None:
+        """Find a referenced resource: `#id` in `container.contained`, else 'Type/id' (or an absolute URL
+        ending in it) among draft orders, other draftOrders entries and fetched resources."""
+        if reference.startswith("#"):
+            return next(
+                (c for c in getattr(container, "contained", None) or [] if c.id == reference[1:]), None
+            )
+        parts = reference.split("/_history/")[0].rstrip("/").split("/")
+        if len(parts) < 2:
+            return None
+        rtype, rid = parts[-2], parts[-1]
+        for res in [*self.draft_orders, *self.draft_extras]:
             if res.get_resource_type() == rtype and res.id == rid:
                 return res
         for res in self.resources.get(rtype, []):
