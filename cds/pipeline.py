@@ -200,12 +200,14 @@ class Engine:
         if not (queries or pages or reads):
             return out
         if not request.fhir_server:
-            if queries:
+            required = sorted(k for k in queries if k not in service.optional_prefetch)
+            if required:
                 raise HookError(
                     412,
-                    f"prefetch for {', '.join(sorted(queries))} is missing and no fhirServer was given",
+                    f"prefetch for {', '.join(required)} is missing and no fhirServer was given",
                     code="prefetch-missing",
                 )
+            out.degraded.extend(sorted(queries))  # optional data the client did not send: answer without it
             out.unresolved.extend(reads.values())
             return out
         token = request.fhir_authorization.access_token if request.fhir_authorization else None

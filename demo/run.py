@@ -189,11 +189,12 @@ def write_replays(stack: DemoStack) -> None:
     with requests.Session() as http:
         for story in stack.stories:
             hooks = ["patient-view"]
-            if draft_orders(stack.fhir.base_url, story.patient_id, http):
+            writing = story.orders_being_written(stack.today)
+            if writing or draft_orders(stack.fhir.base_url, story.patient_id, http):
                 hooks += ["order-select", "order-sign"]
             for hook in hooks:
                 path = stack.requests_dir / f"{story.key}.{hook}.json"
-                body = hook_request(stack.fhir.base_url, story.patient_id, hook, http)
+                body = hook_request(stack.fhir.base_url, story.patient_id, hook, http, writing)
                 path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
                 stack.replays[(story.key, hook)] = path
 

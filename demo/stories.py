@@ -99,6 +99,23 @@ class Story:
     def resources(self, today: date) -> list[dict[str, Any]]:
         return [materialize(r, today) for r in self.template]
 
+    def _being_written(self, resource: dict[str, Any]) -> bool:
+        """A patient-view story's draft order is the order the clinician writes *after* reading the cards:
+        it is not on the chart yet (a pended order on the chart would rightly silence the MRI card)."""
+        return (
+            self.screen == "patient-view"
+            and resource["resourceType"] == "ServiceRequest"
+            and resource.get("status") == "draft"
+        )
+
+    def chart(self, today: date) -> list[dict[str, Any]]:
+        """What the FHIR server holds for this patient."""
+        return [r for r in self.resources(today) if not self._being_written(r)]
+
+    def orders_being_written(self, today: date) -> list[dict[str, Any]]:
+        """Draft orders a replayed order hook carries in draftOrders, not read from the chart."""
+        return [r for r in self.resources(today) if self._being_written(r)]
+
     def sandbox_url(self, fhir_base: str, discovery_url: str) -> str:
         """A link that opens the sandbox on this patient, our FHIR server and our discovery endpoint."""
         params = {
@@ -169,7 +186,7 @@ def transaction(story: Story, today: date) -> dict[str, Any]:
     """
     entries = [
         {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-        for r in story.resources(today)
+        for r in story.chart(today)
     ]
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
@@ -189,15 +206,20 @@ def draft_orders(
 
 
 def hook_request(
-    fhir_base: str, patient_id: str, hook: str, session: requests.Session | None = None
+    fhir_base: str,
+    patient_id: str,
+    hook: str,
+    session: requests.Session | None = None,
+    writing: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A hook call with no prefetch, so the service fetches the chart from `fhir_base` itself.
 
-    Order hooks carry the patient's draft orders from the server; order-select selects all of them.
+    Order hooks carry the patient's draft orders from the server, plus `writing` (the orders being written
+    that are not on the chart yet); order-select selects all of them.
     """
     context: dict[str, Any] = {"userId": DEMO_USER, "patientId": patient_id}
     if hook != "patient-view":
-        drafts = draft_orders(fhir_base, patient_id, session)
+        drafts = [*draft_orders(fhir_base, patient_id, session), *(writing or [])]
         context["draftOrders"] = {
             "resourceType": "Bundle",
             "type": "collection",

@@ -206,7 +206,8 @@ def test_discovery_serves_the_four_services(stack: DemoStack) -> None:
 def test_every_service_answers_every_story_from_the_fhir_server(
     stack: DemoStack, story: Any, service: str
 ) -> None:
-    body = hook_request(stack.fhir.base_url, story.patient_id, SERVICE_HOOKS[service])
+    writing = story.orders_being_written(stack.today)
+    body = hook_request(stack.fhir.base_url, story.patient_id, SERVICE_HOOKS[service], writing=writing)
     assert "prefetch" not in body
     if service != "l5-radiculopathy-patient-view":
         assert body["context"]["draftOrders"]["entry"], f"{story.key}: no draft order on the FHIR server"

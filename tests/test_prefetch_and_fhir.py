@@ -184,10 +184,14 @@ def test_fetch_follows_next_links_up_to_the_page_cap():
     assert len(responses.calls) == 3
 
 
-def test_missing_prefetch_without_fhir_server_is_412(client):
+def test_missing_prefetch_without_fhir_server_is_412(client, capsys):
     r = post(client, "test-patient-view", pv_request({"patient": PATIENT}))
     assert r.status_code == 412
-    assert "conditions" in r.get_json()["message"] and "observations" in r.get_json()["message"]
+    assert "conditions" in r.get_json()["message"] and "observations" not in r.get_json()["message"]
+    # Only optional data missing (observations): answered without it, and the log says so.
+    r = post(client, "test-patient-view", pv_request({"patient": PATIENT, "conditions": searchset()}))
+    assert r.status_code == 200
+    assert '"degraded":["observations"]' in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

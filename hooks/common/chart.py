@@ -10,6 +10,7 @@ CHART_PREFETCH = {
     "documents": "DocumentReference?patient={{context.patientId}}",
     "procedures": "Procedure?patient={{context.patientId}}",
     "orders": "ServiceRequest?patient={{context.patientId}}",
+    "questionnaires": "QuestionnaireResponse?patient={{context.patientId}}",
 }
-# Servers that do not hold notes or encounters should not cost the clinician every other card.
-OPTIONAL_KEYS = frozenset({"documents", "encounters"})
+# Servers that do not hold notes, encounters or triage forms should not cost the clinician every other card.
+OPTIONAL_KEYS = frozenset({"documents", "encounters", "questionnaires"})

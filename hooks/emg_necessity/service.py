@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from cds.registry import Rule, Service
-from hooks.common.cardkit import CardKit
+from hooks.common.cardkit import CardKit, CardsFile
 from hooks.common.chart import CHART_PREFETCH, OPTIONAL_KEYS
 from hooks.common.context import ClinicalContext
-from hooks.emg_necessity.rules import EmgNecessityRules
+from hooks.emg_necessity.rules import EmgNecessityRules, PolicyFile
 
 USAGE = "Reads the draft EMG/NCS orders' diagnoses and the chart evidence payers ask for."
 RULES_DECLARED = (
@@ -17,9 +17,9 @@ RULES = {r.id: r for r in RULES_DECLARED}
 
 
 def declare(context: ClinicalContext) -> list[Service]:
-    rules = EmgNecessityRules(
-        context.evidence, CardKit(context.terms, context.file("emg_necessity/cards.yaml"))
-    )
+    cards = context.file(CardsFile, "emg_necessity/cards.yaml")
+    policy = context.file(PolicyFile, "emg_necessity/policy.yaml")
+    rules = EmgNecessityRules(context.evidence, CardKit(context.terms, cards), policy)
     common = dict(
         prefetch=CHART_PREFETCH,
         optional_prefetch=OPTIONAL_KEYS & set(CHART_PREFETCH),

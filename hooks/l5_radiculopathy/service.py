@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cds.registry import Rule, Service
-from hooks.common.cardkit import CardKit
+from hooks.common.cardkit import CardKit, CardsFile
 from hooks.common.chart import CHART_PREFETCH, OPTIONAL_KEYS
 from hooks.common.context import ClinicalContext
 from hooks.l5_radiculopathy.rules import L5Rules
@@ -30,7 +30,8 @@ RULES = {r.id: r for r in PATIENT_VIEW_RULES + ORDER_SELECT_RULES}
 
 
 def declare(context: ClinicalContext) -> list[Service]:
-    rules = L5Rules(context.evidence, CardKit(context.terms, context.file("l5_radiculopathy/cards.yaml")))
+    cards = context.file(CardsFile, "l5_radiculopathy/cards.yaml")
+    rules = L5Rules(context.evidence, CardKit(context.terms, cards))
     return [
         Service(
             id="l5-radiculopathy-patient-view",
