@@ -17,15 +17,11 @@ from cds.client_trust import (
     RedisReplayCache,
     load_trusted_clients,
 )
-from cds.config import Settings
+from cds.config import Settings, StartupError
 from cds.logs import log
 
 logger = logging.getLogger("cds.auth")
 PROTECTED = ("/cds-services", "/analytics")
-
-
-class StartupError(RuntimeError):
-    """Configuration that must stop the service from starting (e.g. prod without trusted clients)."""
 
 
 def build_authenticator(settings: Settings) -> Authenticator | None:

@@ -20,8 +20,7 @@ from typing import Any
 from werkzeug.serving import run_simple
 
 from cds.app import create_app
-from cds.authentication import StartupError
-from cds.config import Settings
+from cds.config import Settings, StartupError
 from cds.registry import Registry, Service
 from cds.request import HookError
 from cds.store import close_all
@@ -37,9 +36,6 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-
-    from cds.app import create_app
-
     overrides: dict[str, Any] = {}
     if args.host:
         overrides["host"] = args.host
@@ -154,6 +150,9 @@ def main(
     args.services = services
     try:
         return int(args.func(args))
+    except StartupError as exc:  # a configuration or knowledge file to fix: say what, never a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # `cds evaluate ... | head`: the reader left, which is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

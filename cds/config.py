@@ -18,6 +18,14 @@ import yaml
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from cds.store.keyfile import load_or_create_key
+
+
+class StartupError(RuntimeError):
+    """Configuration that must stop the service from starting: prod without trusted clients, a knowledge
+    file that does not match its model. The message names what to fix; `cds` prints it and exits 2."""
+
+
 # Lists read from the environment as "a,b,c" (or a JSON array), not only as JSON.
 CsvList = Annotated[list[str], NoDecode]
 
@@ -127,8 +135,6 @@ class Settings(BaseSettings):
         """
         if self.hash_key:
             return self.hash_key
-        from cds.store.keyfile import load_or_create_key
-
         return load_or_create_key(self.data_dir / "hash.key")
 
     @property

@@ -96,6 +96,7 @@ class Service:
     # Prefetch keys whose fetch failure degrades the answer (logged) instead of returning 412.
     optional_prefetch: frozenset[str] = frozenset()
     rules: tuple[Rule, ...] = ()  # every rule the handler may fire; empty = undeclared (test services)
+    knowledge: Mapping[str, str] = field(default_factory=dict)  # knowledge file -> version (for /readyz)
 
     def __post_init__(self) -> None:
         if self.hook not in SUPPORTED_HOOKS:
@@ -159,3 +160,7 @@ class Registry:
 
     def discovery(self) -> dict[str, Any]:
         return {"services": [s.discovery() for s in self._services.values()]}
+
+    def knowledge(self) -> dict[str, str]:
+        """Versions of every knowledge file the services were built from."""
+        return {path: version for s in self._services.values() for path, version in s.knowledge.items()}

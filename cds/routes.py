@@ -52,9 +52,15 @@ def healthz():
 
 @blueprint.get("/readyz")
 def readyz():
-    """Readiness: configuration loaded and, when an audit store is configured, its database reachable."""
+    """Readiness: configuration loaded and, when an audit store is configured, its database reachable; also
+    the version of every knowledge file the services run on (what a CDS committee approved)."""
     ready, checks = readiness(state())
-    response = jsonify({"status": "ok" if ready else "unavailable", "checks": checks})
+    body = {
+        "status": "ok" if ready else "unavailable",
+        "checks": checks,
+        "knowledge": state().registry.knowledge(),
+    }
+    response = jsonify(body)
     response.status_code = 200 if ready else 503
     return response
 

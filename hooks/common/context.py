@@ -10,12 +10,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from hooks.common.knowledge import Terminology, load_terminology
+from hooks.common.knowledge import VALUESETS, Terminology, ValueSetsFile, load_terminology
 from hooks.common.schema import KnowledgeFile, load_model
-from hooks.evidence.builder import EvidenceBuilder
+from hooks.evidence.builder import FILES, EvidenceBuilder
 from hooks.evidence.prefilter import Prefilter
+from hooks.nlp.schema import EmgTextKnowledge
 
 M = TypeVar("M", bound=KnowledgeFile)
+
+#: The knowledge files every service shares (the service packages add their own `KNOWLEDGE`).
+SHARED_KNOWLEDGE: dict[str, type[KnowledgeFile]] = {
+    VALUESETS: ValueSetsFile,
+    "knowledge/emg_text.yaml": EmgTextKnowledge,
+    **{path: model for path, model in FILES.values()},
+}
 
 
 @dataclass
@@ -30,7 +38,7 @@ class ClinicalContext:
     def load(cls, site_dir: Path | None = None) -> ClinicalContext:
         terms = load_terminology(site_dir)
         builder = EvidenceBuilder(terms, site_dir)
-        versions = {"knowledge/valuesets.yaml": terms.version, **builder.versions}
+        versions = {VALUESETS: terms.version, **builder.versions}
         return cls(site_dir, terms, builder, Prefilter(builder), versions)
 
     def file(self, model: type[M], relpath: str) -> M:

@@ -16,14 +16,17 @@ from typing import Annotated, Any, TypeVar
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
+from cds.config import StartupError
+
 # Knowledge files are addressed relative to the `hooks` package: shared ones under `knowledge/`, a
 # service's own beside its rules (`l5_radiculopathy/cards.yaml`). A site copy (CDS_KNOWLEDGE_DIR) mirrors
 # that layout; a file the copy does not hold is read from the shipped package.
 SHIPPED = Path(__file__).resolve().parent.parent
 
 
-class KnowledgeError(ValueError):
-    """A knowledge file that does not match its model: names the file and every key at fault."""
+class KnowledgeError(StartupError):
+    """A knowledge file that does not match its model: names the file and every key at fault. It is a
+    start-up error: `cds serve` and gunicorn refuse to start rather than fail a clinician's hook call."""
 
 
 def _compiles(pattern: str) -> str:

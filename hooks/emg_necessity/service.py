@@ -15,6 +15,9 @@ RULES_DECLARED = (
 )
 RULES = {r.id: r for r in RULES_DECLARED}
 
+#: This service's own knowledge files and the models that check them (`cds knowledge check`).
+KNOWLEDGE = {"emg_necessity/cards.yaml": CardsFile, "emg_necessity/policy.yaml": PolicyFile}
+
 
 def declare(context: ClinicalContext) -> list[Service]:
     cards = context.file(CardsFile, "emg_necessity/cards.yaml")

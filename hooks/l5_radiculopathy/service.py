@@ -28,6 +28,9 @@ ORDER_SELECT_RULES = (
 )
 RULES = {r.id: r for r in PATIENT_VIEW_RULES + ORDER_SELECT_RULES}
 
+#: This service's own knowledge files and the models that check them (`cds knowledge check`).
+KNOWLEDGE = {"l5_radiculopathy/cards.yaml": CardsFile}
+
 
 def declare(context: ClinicalContext) -> list[Service]:
     cards = context.file(CardsFile, "l5_radiculopathy/cards.yaml")
