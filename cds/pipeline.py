@@ -173,11 +173,17 @@ class Engine:
                 else:
                     queries[key] = query
         known = {f"{r.get('resourceType')}/{r.get('id')}" for r in [*out.raws, *request.draft_orders]}
-        reads = {
-            f"ref:{ref}": ref
+        wanted = [
+            ref
             for ref in dict.fromkeys(_references(request.draft_orders, service.resolve_references))
             if ref not in known
-        }
+        ]
+        cap = self.settings.fhir_max_reference_reads
+        if len(wanted) > cap:  # one call's draft orders must not buy it an unbounded number of reads
+            log(logger, logging.WARNING, "fhir.reference_reads_capped", wanted=len(wanted), read=cap)
+            out.unresolved.extend(wanted[cap:])
+            wanted = wanted[:cap]
+        reads = {f"ref:{ref}": ref for ref in wanted}
         if not (queries or pages or reads):
             return out
         for key, url in list(pages.items()):
