@@ -24,6 +24,7 @@ def declare(context: ClinicalContext) -> list[Service]:
         prefetch=CHART_PREFETCH,
         optional_prefetch=OPTIONAL_KEYS & set(CHART_PREFETCH),
         relevant=context.prefilter.relevant,
+        wants_attachments=context.prefilter.wants_attachments,
         resolve_references=("reasonReference",),
         usage_requirements=USAGE,
         rules=RULES_DECLARED,

@@ -9,6 +9,7 @@ what gets parsed; nothing here is a separate list to keep in sync.
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Any
 
 from hooks.common.knowledge import Terminology
@@ -58,6 +59,8 @@ class Prefilter:
             config["motor_deficit"]["l5_movements"],
         ]
         self.observation_text = re.compile("|".join(f"(?:{p})" for p in patterns), re.I)
+        # Notes that are not EMG/NCS documents are read for findings no rule looks at past its longest window.
+        self.note_window_days = max(int(d) for d in config["windows_days"].values())
 
     def _keys(self, concepts: Any) -> list[tuple[str, str]]:
         keys = []
@@ -92,3 +95,21 @@ class Prefilter:
             text = _raw_narrative(raw)
             return bool(text) and bool(self.observation_text.search(text))
         return rtype == "DocumentReference"
+
+    def wants_attachments(self, raw: dict[str, Any], today: date) -> bool:
+        """Fetch and read this kept resource's attachments? Reports: yes unless entered in error. Notes:
+        EMG/NCS documents always, other notes only within the longest rule window (never every note)."""
+        if raw.get("status") == "entered-in-error" or raw.get("docStatus") == "entered-in-error":
+            return False
+        if raw.get("resourceType") != "DocumentReference":
+            return True
+        kind = raw.get("type")
+        if any(k in self.report_codes for k in self._keys(kind)) or self.report_text.search(_raw_text(kind)):
+            return True
+        context = raw.get("context") if isinstance(raw.get("context"), dict) else {}
+        period = context.get("period") if isinstance(context.get("period"), dict) else {}
+        when = str(raw.get("date") or period.get("start") or "")
+        try:
+            return (today - date.fromisoformat(when[:10])).days <= self.note_window_days
+        except ValueError:
+            return True  # undated: cannot tell it is old
