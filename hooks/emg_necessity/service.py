@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cds.registry import Rule, Service
 from hooks.common.cardkit import CardKit
-from hooks.common.chart import CHART_PREFETCH, OPTIONAL_KEYS
+from hooks.common.chart import OPTIONAL_KEYS, chart_prefetch
 from hooks.common.context import ClinicalContext
 from hooks.emg_necessity.rules import EmgNecessityRules
 
@@ -20,9 +20,10 @@ def declare(context: ClinicalContext) -> list[Service]:
     rules = EmgNecessityRules(
         context.evidence, CardKit(context.terms, context.file("emg_necessity/cards.yaml"))
     )
+    prefetch = chart_prefetch(context.terms, context.file("knowledge/evidence.yaml"))
     common = dict(
-        prefetch=CHART_PREFETCH,
-        optional_prefetch=OPTIONAL_KEYS & set(CHART_PREFETCH),
+        prefetch=prefetch,
+        optional_prefetch=OPTIONAL_KEYS & set(prefetch),
         relevant=context.prefilter.relevant,
         wants_attachments=context.prefilter.wants_attachments,
         resolve_references=("reasonReference",),

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from cds.registry import Rule, Service
 from hooks.common.cardkit import CardKit
-from hooks.common.chart import CHART_PREFETCH, OPTIONAL_KEYS
+from hooks.common.chart import OPTIONAL_KEYS, chart_prefetch, encounters_prefetch
 from hooks.common.context import ClinicalContext
 from hooks.l5_radiculopathy.rules import L5Rules
 
-PREFETCH = {**CHART_PREFETCH, "encounters": "Encounter?patient={{context.patientId}}"}
 USAGE = "Reads EMG/NCS reports, MRI reports, conditions, exam observations, notes and orders."
 
 RED_FLAGS = Rule("red-flags", ("critical",), "Cauda equina red flags: emergency evaluation")
@@ -31,6 +30,10 @@ RULES = {r.id: r for r in PATIENT_VIEW_RULES + ORDER_SELECT_RULES}
 
 def declare(context: ClinicalContext) -> list[Service]:
     rules = L5Rules(context.evidence, CardKit(context.terms, context.file("l5_radiculopathy/cards.yaml")))
+    prefetch = {
+        **chart_prefetch(context.terms, context.file("knowledge/evidence.yaml")),
+        "encounters": encounters_prefetch(),
+    }
     return [
         Service(
             id="l5-radiculopathy-patient-view",
@@ -39,7 +42,7 @@ def declare(context: ClinicalContext) -> list[Service]:
             description="When an EMG/NCS report shows L5 radiculopathy with axon loss: lumbar MRI, "
             "conservative care, epidural injection and spine-surgery referral at the right time; "
             "an emergency card for cauda equina red flags.",
-            prefetch=PREFETCH,
+            prefetch=prefetch,
             optional_prefetch=OPTIONAL_KEYS,
             handler=rules.patient_view,
             relevant=context.prefilter.relevant,
@@ -53,7 +56,7 @@ def declare(context: ClinicalContext) -> list[Service]:
             title="EMG-proven L5 radiculopathy: order guidance",
             description="Documentation for lumbar or plexus MRI orders, epidural injection timing and MRI "
             "before surgical referral, from the patient's EMG evidence; red flags are critical.",
-            prefetch=PREFETCH,
+            prefetch=prefetch,
             optional_prefetch=OPTIONAL_KEYS,
             handler=rules.order_select,
             relevant=context.prefilter.relevant,
