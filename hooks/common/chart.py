@@ -62,5 +62,7 @@ def chart_prefetch(terms: Terminology, evidence: dict[str, Any]) -> dict[str, st
     }
 
 
-def encounters_prefetch() -> str:
-    return f"Encounter?{PATIENT}&status={ENCOUNTER_STATUSES}"
+def encounters_prefetch(terms: Terminology, evidence: dict[str, Any]) -> str:
+    """Visits typed as care the rules count (PT, injections, spine or pain referrals), not every visit."""
+    care = code_list(terms, evidence["prefilter"]["care_sets"])
+    return f"Encounter?{PATIENT}&status={ENCOUNTER_STATUSES}&type={care}"

@@ -30,9 +30,10 @@ RULES = {r.id: r for r in PATIENT_VIEW_RULES + ORDER_SELECT_RULES}
 
 def declare(context: ClinicalContext) -> list[Service]:
     rules = L5Rules(context.evidence, CardKit(context.terms, context.file("l5_radiculopathy/cards.yaml")))
+    evidence = context.file("knowledge/evidence.yaml")
     prefetch = {
-        **chart_prefetch(context.terms, context.file("knowledge/evidence.yaml")),
-        "encounters": encounters_prefetch(),
+        **chart_prefetch(context.terms, evidence),
+        "encounters": encounters_prefetch(context.terms, evidence),
     }
     return [
         Service(
