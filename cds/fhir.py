@@ -16,8 +16,6 @@ The bearer token is passed per call and never stored or logged.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import threading
@@ -26,78 +24,33 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
+from urllib.parse import urljoin
 
 import requests
 
 from cds import metrics
+from cds.fhir_wire import (
+    FHIR_JSON,
+    BinaryResult,
+    Deadline,
+    Failure,
+    FetchResult,
+    check_status,
+    outcome_text,
+    read_binary_body,
+    same_origin,
+    without_narrowing,
+)
 from cds.logs import log
 from cds.netguard import ForbiddenAddress, GuardedAdapter, NetGuard
 from cds.transfer import BudgetExceeded, ByteBudget, Watchdog
 
+__all__ = ["BinaryResult", "Deadline", "FetchResult", "FhirClient", "same_origin", "without_narrowing"]
+
 logger = logging.getLogger("cds.fhir")
-FHIR_JSON = "application/fhir+json"
 _CHUNK = 65536
-# Search parameters that select the patient or shape the page; every other one narrows the query and
-# may be dropped when a server rejects it (400).
-_BASE_PARAMS = frozenset({"patient", "subject", "_count", "_sort", "_id"})
 T = TypeVar("T")
-
-
-class Deadline:
-    def __init__(self, seconds: float) -> None:
-        self.expires = time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        return max(0.0, self.expires - time.monotonic())
-
-    @property
-    def expired(self) -> bool:
-        return self.remaining() <= 0
-
-
-@dataclass
-class FetchResult:
-    """Outcome of one prefetch-equivalent query. `error` is None on success."""
-
-    query: str
-    resources: list[dict[str, Any]] = field(default_factory=list)
-    error: str | None = None  # unauthorized | forbidden | not-found | server-error | timeout | ...
-    status: int | None = None
-    pages: int = 0
-    truncated: bool = False
-    elapsed_ms: float = 0.0
-    calls: int = 0
-    dropped_params: tuple[str, ...] = ()  # narrowing parameters the server refused (400), retried without
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-@dataclass
-class BinaryResult:
-    """A fetched attachment: raw bytes and the server's Content-Type, or an error kind."""
-
-    url: str
-    content: bytes = b""
-    content_type: str = ""
-    error: str | None = None
-    status: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-class _Failure(Exception):
-    def __init__(self, kind: str, status: int | None = None, detail: str = "") -> None:
-        super().__init__(kind)
-        self.kind = kind
-        self.status = status
-        self.detail = detail
 
 
 class FhirClient:
@@ -216,7 +169,7 @@ class FhirClient:
         try:
             try:
                 self._pages(base, query, start_url, token, deadline, result, is_read)
-            except _Failure as failure:
+            except Failure as failure:
                 narrower = None if start_url or is_read or failure.kind != "bad-request" else query
                 retry = without_narrowing(narrower, failure.detail) if narrower else None
                 if retry is None:
@@ -233,7 +186,7 @@ class FhirClient:
                 )
                 result.resources.clear()
                 self._pages(base, query, None, token, deadline, result, is_read)
-        except _Failure as failure:
+        except Failure as failure:
             result.error, result.status = failure.kind, failure.status
             if failure.kind == "not-found" and is_read:
                 result.error = None
@@ -278,7 +231,7 @@ class FhirClient:
     def _collect(self, body: dict[str, Any], result: FetchResult, base: str) -> str | None:
         rtype = body.get("resourceType")
         if rtype == "OperationOutcome":
-            raise _Failure("operation-outcome")
+            raise Failure("operation-outcome")
         if rtype != "Bundle":
             result.resources.append(body)
             return None
@@ -300,15 +253,15 @@ class FhirClient:
             body = json.loads(raw)
         except ValueError as exc:
             if status == 400:
-                raise _Failure("bad-request", status) from exc
-            raise _Failure("invalid-json", status) from exc
+                raise Failure("bad-request", status) from exc
+            raise Failure("invalid-json", status) from exc
         finally:
             del raw
             self.budget.release(reserved)
         if status == 400:
-            raise _Failure("bad-request", status, _outcome_text(body))
+            raise Failure("bad-request", status, outcome_text(body))
         if not isinstance(body, dict):
-            raise _Failure("invalid-json", status)
+            raise Failure("invalid-json", status)
         return body
 
     def _binary(
@@ -320,10 +273,10 @@ class FhirClient:
             status, ctype, raw, reserved = self._get(url, token, deadline, accept, max_bytes * 4 // 3 + 4096)
             self.budget.release(reserved)  # the bytes are read into text right after, in this call
             if status != 200:
-                raise _Failure("unexpected-status", status)
+                raise Failure("unexpected-status", status)
             content, ctype = read_binary_body(raw, ctype, max_bytes)
             result = BinaryResult(url, content, ctype, status=status)
-        except _Failure as failure:
+        except Failure as failure:
             result = BinaryResult(url, error=failure.kind, status=failure.status)
         metrics.observe_fhir("Binary", result.error, time.perf_counter() - started, 1)
         return result
@@ -335,9 +288,9 @@ class FhirClient:
     ) -> tuple[int, str, bytes, int]:
         """(status, content type, body, bytes reserved in the budget: the caller releases them)."""
         if deadline.expired:
-            raise _Failure("timeout")
+            raise Failure("timeout")
         if self.guard.refuse(url):
-            raise _Failure("forbidden-address")
+            raise Failure("forbidden-address")
         headers = {"Accept": accept}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -352,17 +305,17 @@ class FhirClient:
                     stream=True,
                 )
             except ForbiddenAddress as exc:
-                raise _Failure("forbidden-address") from exc
+                raise Failure("forbidden-address") from exc
             except requests.RequestException as exc:
                 cut = transfer.cut or isinstance(exc, requests.Timeout)
-                raise _Failure("timeout" if cut else "connection-error") from exc
+                raise Failure("timeout" if cut else "connection-error") from exc
             try:
                 status = response.status_code
-                _check_status(status)
+                check_status(status)
                 raw, reserved = self._body(response, deadline, max_bytes)
                 if transfer.cut:  # shut down mid-headers or mid-body: what arrived is a fragment
                     self.budget.release(reserved)
-                    raise _Failure("timeout", status)
+                    raise Failure("timeout", status)
             except BaseException:
                 response.raw.close()  # never hand a half-read or shut-down connection back to the pool
                 raise
@@ -374,103 +327,25 @@ class FhirClient:
         status = response.status_code
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > max_bytes and "Content-Encoding" not in response.headers:
-            raise _Failure("response-too-large", status)
+            raise Failure("response-too-large", status)
         raw = bytearray()
         reserved = 0
         try:
             for chunk in response.iter_content(chunk_size=_CHUNK):
                 if len(raw) + len(chunk) > max_bytes:
-                    raise _Failure("response-too-large", status)
+                    raise Failure("response-too-large", status)
                 self.budget.reserve(len(chunk), deadline.expires)
                 reserved += len(chunk)
                 raw.extend(chunk)
                 if deadline.expired:
-                    raise _Failure("timeout", status)
+                    raise Failure("timeout", status)
         except BudgetExceeded as exc:
             self.budget.release(reserved)
-            raise _Failure("memory-budget", status) from exc
-        except _Failure:
+            raise Failure("memory-budget", status) from exc
+        except Failure:
             self.budget.release(reserved)
             raise
         except requests.RequestException as exc:
             self.budget.release(reserved)
-            raise _Failure("timeout" if deadline.expired else "connection-error", status) from exc
+            raise Failure("timeout" if deadline.expired else "connection-error", status) from exc
         return bytes(raw), reserved
-
-
-def _check_status(status: int) -> None:
-    if status in (401, 403):
-        raise _Failure("unauthorized" if status == 401 else "forbidden", status)
-    if status in (404, 410):
-        raise _Failure("not-found", status)
-    if 300 <= status < 400:
-        raise _Failure("redirect-refused", status)
-    if status >= 500:
-        raise _Failure("server-error", status)
-    if status not in (200, 400):  # 400: the body may name a search parameter the server refused
-        raise _Failure("unexpected-status", status)
-
-
-def _outcome_text(body: Any) -> str:
-    if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
-        return ""
-    parts = []
-    for issue in body.get("issue") or []:
-        if isinstance(issue, dict):
-            details = issue.get("details") if isinstance(issue.get("details"), dict) else {}
-            parts += [str(details.get("text") or ""), str(issue.get("diagnostics") or "")]
-            parts += [str(e) for e in issue.get("expression") or []]
-    return " ".join(parts)[:2000]
-
-
-def without_narrowing(query: str, detail: str = "") -> tuple[str, tuple[str, ...]] | None:
-    """The query without the narrowing parameter the server refused, or without all of them.
-
-    A 400 OperationOutcome usually names the parameter ("Unknown search parameter: category"); when it
-    does not, every narrowing parameter goes, so the retry is the plain patient search. None: nothing to drop.
-    """
-    path, _, qs = query.partition("?")
-    pairs = parse_qsl(qs, keep_blank_values=True)
-    narrowing = [k for k, _ in pairs if k.split(":")[0] not in _BASE_PARAMS]
-    if not narrowing:
-        return None
-    named = [k for k in dict.fromkeys(narrowing) if k.split(":")[0] in detail]
-    drop = set(named or narrowing)
-    kept = [(k, v) for k, v in pairs if k not in drop]
-    return f"{path}?{urlencode(kept, safe='|,:/')}", tuple(sorted(drop))
-
-
-def read_binary_body(raw: bytes, content_type: str, max_bytes: int) -> tuple[bytes, str]:
-    """Bytes and content type of an attachment body: native (raw) or the FHIR Binary JSON form."""
-    ctype = content_type.split(";")[0].strip().lower()
-    if ctype in (FHIR_JSON, "application/json", "application/json+fhir"):
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            raise _Failure("invalid-json", 200) from exc
-        if not isinstance(body, dict) or body.get("resourceType") != "Binary":
-            raise _Failure("not-a-binary", 200)
-        data = body.get("data")
-        if not isinstance(data, str):
-            raise _Failure("empty", 200)
-        try:
-            content = base64.b64decode(data, validate=False)
-        except (binascii.Error, ValueError) as exc:
-            raise _Failure("corrupt", 200) from exc
-        raw, content_type = content, str(body.get("contentType") or "")
-    if len(raw) > max_bytes:
-        raise _Failure("response-too-large", 200)
-    return raw, content_type
-
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def same_origin(url: str, base: str) -> bool:
-    """Same scheme, host and port (an explicit default port is the same origin as none)."""
-    try:
-        a, b = urlsplit(url), urlsplit(base)
-        ports = (a.port or _DEFAULT_PORTS.get(a.scheme), b.port or _DEFAULT_PORTS.get(b.scheme))
-    except ValueError:  # a malformed port
-        return False
-    return (a.scheme.lower(), a.hostname) == (b.scheme.lower(), b.hostname) and ports[0] == ports[1]
