@@ -41,7 +41,9 @@ def create_app(config: Settings | None, services: Iterable[Service]) -> Flask:
         max_pages=settings.fhir_max_pages,
         page_size=settings.fhir_page_size,
         max_response_bytes=settings.fhir_max_response_bytes,
+        max_buffered_bytes=settings.fhir_max_buffered_bytes,
         workers=settings.fhir_workers,
+        per_call_parallel=settings.fhir_per_call_parallel,
         guard=guard,
     )
     engine = Engine(settings, fhir, IdHasher(settings.resolved_hash_key()), guard)

@@ -46,8 +46,21 @@ class Settings(BaseSettings):
     fhir_read_timeout_s: float = 2.0
     fhir_max_pages: int = 10
     fhir_page_size: int = 200
-    fhir_max_response_bytes: int = 20 * 1024 * 1024
+    # Isolation of the fallback (issue 12): bytes per response after decompression, bytes buffered by all
+    # concurrent fetches of a worker, requests one call may run at once, reference reads per call.
+    fhir_max_response_bytes: int = 8 * 1024 * 1024
+    fhir_max_buffered_bytes: int = 32 * 1024 * 1024
     fhir_workers: int = 16
+    fhir_per_call_parallel: int = 8
+    fhir_max_reference_reads: int = 20
+    # Report attachments (issue 14): fetched by url from the fhirServer and turned into text.
+    attachment_max_bytes: int = 5 * 1024 * 1024  # per attachment, as stored (PDF, RTF, ...)
+    attachment_max_count: int = 12  # attachments fetched per call, newest resources first
+    attachment_max_text_chars: int = 100_000  # text kept per attachment
+    attachment_max_pdf_pages: int = 20
+    attachment_read_budget_s: float = 1.0  # reading time per call across all attachments (PDF, RTF)
+    attachment_cache_ttl_s: float = 300.0  # fetched attachments kept per worker (keyed by URL + version)
+    attachment_cache_entries: int = 128
     parse_cache_entries: int = 2000  # parsed FHIR models kept per worker (~10 KB each); 0 disables
 
     # Trust (issue 5): JWT verification of the CDS client, and where the FHIR fallback may connect.

@@ -90,6 +90,8 @@ def configure(level: str = "INFO", to_stderr: bool = False) -> None:
     # Third-party chatter (medspaCy/spaCy debug output, urllib3 URLs with query strings) stays quiet.
     for noisy in ("urllib3", "medspacy", "spacy", "PyRuSH"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # pypdf warns about each PDF defect it repairs; an unreadable report is logged once (evidence_unreadable).
+    logging.getLogger("pypdf").setLevel(logging.CRITICAL)
 
 
 def log(logger: logging.Logger, level: int, event: str, **fields: Any) -> None:

@@ -1,4 +1,5 @@
-"""The one-directional pipeline: request -> prefetch or FHIR fetch -> typed input -> handler -> response.
+"""The one-directional pipeline: request -> prefetch or FHIR fetch -> attachments as text -> typed input
+-> handler -> response.
 
 `Engine.evaluate` is shared by the HTTP endpoint and the offline `cds evaluate` command, so what
 the CLI prints is exactly what an EHR would receive.
@@ -14,13 +15,14 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from cds import metrics
+from cds.attachments import AttachmentStage, keep_for
 from cds.cards import Card, Response
 from cds.client_trust import Caller
 from cds.config import Settings
 from cds.fhir import Deadline, FetchResult, FhirClient, same_origin
 from cds.logs import IdHasher, log
 from cds.netguard import NetGuard
-from cds.parse import ModelCache, other_patient, parse_one, parse_resources
+from cds.parse import ModelCache, dedupe, other_patient, parse_one, parse_resources
 from cds.prefetch import Status, classify, render
 from cds.registry import HookInput, Service
 from cds.request import HookError, HookRequest, parse_hook_request
@@ -37,6 +39,7 @@ class Gathered:
     fhir_ms: float = 0.0
     unresolved: list[str] = field(default_factory=list)
     degraded: list[str] = field(default_factory=list)
+    attachments: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -65,6 +68,7 @@ class Engine:
         self.hasher = hasher
         self.guard = guard
         self.models = ModelCache(settings.parse_cache_entries)
+        self.attachments = AttachmentStage(settings, fhir)
 
     @property
     def zone(self) -> tzinfo:
@@ -82,7 +86,9 @@ class Engine:
         try:
             self.check_fhir_server(request, caller)
             self.check_prefetch_size(request)
-            gathered = self.gather(service, request, Deadline(self.settings.fhir_deadline_s))
+            deadline = Deadline(self.settings.fhir_deadline_s)
+            gathered = self.gather(service, request, deadline)
+            self.read_attachments(service, request, gathered, deadline)
             fields.update(
                 prefetch=gathered.prefetch_status,
                 fhir_calls=gathered.fhir_calls,
@@ -120,6 +126,7 @@ class Engine:
             skipped_invalid=dict(hook_input.skipped),
             unresolved=len(gathered.unresolved),
             degraded=gathered.degraded,
+            attachments=gathered.attachments,
             ms=round((time.perf_counter() - started) * 1000, 1),
         )
         metrics.observe_hook(
@@ -179,11 +186,17 @@ class Engine:
                     queries[key] = query
         drafts = [*request.draft_orders, *request.draft_extras]
         known = {f"{r.get('resourceType')}/{r.get('id')}" for r in [*out.raws, *drafts]}
-        reads = {
-            f"ref:{ref}": ref
+        wanted = [
+            ref
             for ref in dict.fromkeys(_references(request.draft_orders, service.resolve_references))
             if ref not in known
-        }
+        ]
+        cap = self.settings.fhir_max_reference_reads
+        if len(wanted) > cap:  # one call's draft orders must not buy it an unbounded number of reads
+            log(logger, logging.WARNING, "fhir.reference_reads_capped", wanted=len(wanted), read=cap)
+            out.unresolved.extend(wanted[cap:])
+            wanted = wanted[:cap]
+        reads = {f"ref:{ref}": ref for ref in wanted}
         if not (queries or pages or reads):
             return out
         for key, url in list(pages.items()):
@@ -252,7 +265,32 @@ class Engine:
                 code="fhir-unavailable",
             )
 
-    # -- stage 3: typed input ----------------------------------------------------------------------
+    # -- stage 3: attachments become text ------------------------------------------------------------
+
+    def read_attachments(
+        self, service: Service, request: HookRequest, gathered: Gathered, deadline: Deadline
+    ) -> None:
+        """Report files of the resources the service keeps: fetched by url, read into inline text.
+
+        Never raises for a missing attachment: the rules answer from what arrived within the deadline.
+        """
+        token = request.fhir_authorization.access_token if request.fhir_authorization else None
+        fetch_started = time.perf_counter()
+        gathered.raws = dedupe(gathered.raws)  # two prefetch keys may return the same report: read it once
+        try:
+            gathered.raws, gathered.attachments = self.attachments.normalize(
+                gathered.raws,
+                keep=keep_for(service.relevant, service.wants_attachments, self.now()),
+                fhir_server=request.fhir_server,
+                token=token,
+                deadline=deadline,
+            )
+        except Exception as exc:  # odd JSON the stage did not foresee: answer from the resources as sent
+            log(logger, logging.ERROR, "attachments.failed", error_type=type(exc).__name__)
+        if gathered.attachments:
+            gathered.fhir_ms += (time.perf_counter() - fetch_started) * 1000
+
+    # -- stage 4: typed input ----------------------------------------------------------------------
 
     def build_input(self, service: Service, request: HookRequest, gathered: Gathered) -> HookInput:
         referenced = frozenset(_references(request.draft_orders, service.resolve_references))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from cds.cards import Card
@@ -63,6 +63,8 @@ class HookInput:
 
 Handler = Callable[[HookInput], list[Card]]
 RawFilter = Callable[[dict[str, Any]], bool]
+# (raw resource, today) -> read its attachments? Asked only for resources `relevant` keeps.
+AttachmentFilter = Callable[[dict[str, Any], date], bool]
 INDICATORS = ("info", "warning", "critical")
 
 
@@ -91,6 +93,9 @@ class Service:
     prefetch: Mapping[str, str] = field(default_factory=dict)
     usage_requirements: str | None = None
     relevant: RawFilter | None = None
+    # Which kept DiagnosticReports/DocumentReferences have their attachments fetched and read (e.g. only
+    # notes within the rules' windows); None: every one that `relevant` keeps.
+    wants_attachments: AttachmentFilter | None = None
     # Reference fields of draft orders that the engine resolves (bundle, prefetch, then FHIR read).
     resolve_references: tuple[str, ...] = ()
     # Prefetch keys whose fetch failure degrades the answer (logged) instead of returning 412.

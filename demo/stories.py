@@ -7,6 +7,9 @@ directives keep templates legible and the stories true on any day:
 - `{$ago: P2W}` becomes `2026-11-08` (today minus an ISO 8601 duration: years, months, weeks, days);
   `{$ago: P2W, time: "16:30:00Z"}` becomes `2026-11-08T16:30:00Z`.
 - `{$base64: text}` becomes the base64 of the UTF-8 text, so report attachments stay readable.
+- `{$pdf: {binary: ID, text: ..., title: ...}}` as an attachment becomes `{contentType: application/pdf,
+  url: Binary/ID}`, and the story gains a Binary ID holding the text as a PDF (generated with fpdf2), as an
+  EHR stores an EMG machine's export: the service must fetch and read it (issue 14).
 
 "Today" is the UTC date because the service measures durations with `datetime.now(UTC)`: a local date
 would be a day off every evening west of Greenwich.
@@ -66,7 +69,37 @@ def materialize(value: Any, today: date) -> Any:
         if len(value) != 1:
             raise ValueError(f"$base64 takes only the text: {sorted(value)}")
         return base64.b64encode(str(value["$base64"]).encode("utf-8")).decode("ascii")
+    if "$pdf" in value:
+        spec = _pdf_spec(value)
+        attachment = {"contentType": "application/pdf", "url": f"Binary/{spec['binary']}"}
+        return attachment | ({"title": spec["title"]} if "title" in spec else {})
     return {k: materialize(v, today) for k, v in value.items()}
+
+
+def _pdf_spec(value: dict[str, Any]) -> dict[str, Any]:
+    spec = value["$pdf"]
+    if len(value) != 1 or not isinstance(spec, dict) or set(spec) - {"binary", "text", "title"}:
+        raise ValueError(f"$pdf takes only {{binary, text, title}}: {value}")
+    if not spec.get("binary") or not spec.get("text"):
+        raise ValueError(f"$pdf needs a binary id and the report text: {value}")
+    return spec
+
+
+def pdf_binaries(value: Any) -> list[dict[str, Any]]:
+    """The Binary resources the `$pdf` directives of a template ask for, the PDFs made from their text."""
+    if isinstance(value, list):
+        return [b for v in value for b in pdf_binaries(v)]
+    if not isinstance(value, dict):
+        return []
+    if "$pdf" in value:
+        from fhir_fixtures.report_files import pdf_report  # fpdf2: demo/test dependency, loaded on use
+
+        spec = _pdf_spec(value)
+        data = base64.b64encode(pdf_report(str(spec["text"]))).decode("ascii")
+        return [
+            {"resourceType": "Binary", "id": spec["binary"], "contentType": "application/pdf", "data": data}
+        ]
+    return [b for v in value.values() for b in pdf_binaries(v)]
 
 
 @dataclass(frozen=True)
@@ -97,7 +130,8 @@ class Story:
         return self.screen if self.screen != "patient-view" else "order-select"
 
     def resources(self, today: date) -> list[dict[str, Any]]:
-        return [materialize(r, today) for r in self.template]
+        """The story's FHIR resources, plus a Binary for each report it keeps as a PDF."""
+        return [materialize(r, today) for r in self.template] + pdf_binaries(list(self.template))
 
     def _being_written(self, resource: dict[str, Any]) -> bool:
         """A patient-view story's draft order is the order the clinician writes *after* reading the cards:

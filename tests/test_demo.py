@@ -30,7 +30,15 @@ from fhir.resources.R4B import get_fhir_model_class
 
 from cds.validator import validate_response
 from demo.run import ROOT, DemoStack, auth_lines, port_is_free, service_env, start_stack
-from demo.stories import ExpectedCard, ago, hook_request, load_stories, materialize, transaction
+from demo.stories import (
+    ExpectedCard,
+    ago,
+    hook_request,
+    load_stories,
+    materialize,
+    pdf_binaries,
+    transaction,
+)
 from tests.builders import card_order, suggestion_codes
 
 STORIES = load_stories()
@@ -87,6 +95,28 @@ def test_directives_become_dates_and_base64() -> None:
     assert out["status"] == "final"
     with pytest.raises(ValueError):
         materialize({"$ago": "P1D", "at": "noon"}, date(2026, 11, 22))
+
+
+def test_pdf_directive_points_at_a_binary_holding_a_generated_pdf() -> None:
+    template = {"presentedForm": [{"$pdf": {"binary": "b-1", "text": "IMPRESSION: L5.", "title": "r.pdf"}}]}
+    out = materialize(template, date(2026, 11, 22))
+    assert out["presentedForm"] == [{"contentType": "application/pdf", "url": "Binary/b-1", "title": "r.pdf"}]
+    (binary,) = pdf_binaries(template)
+    assert binary["id"] == "b-1" and base64.b64decode(binary["data"]).startswith(b"%PDF-")
+    with pytest.raises(ValueError):
+        materialize({"$pdf": {"binary": "b-1"}}, date(2026, 11, 22))
+
+
+def test_at_least_two_stories_keep_their_emg_report_as_a_binary_pdf() -> None:
+    """The sandbox path must exercise fetching and reading a PDF (issue 14)."""
+    with_pdf = [
+        s.key for s in STORIES if any(r["resourceType"] == "Binary" for r in s.resources(date.today()))
+    ]
+    assert len(with_pdf) >= 2, with_pdf
+    for story in STORIES:
+        for report in (r for r in story.resources(date.today()) if r["resourceType"] == "DiagnosticReport"):
+            if any("url" in a for a in report.get("presentedForm", [])):
+                assert "conclusion" not in report, f"{story.key}: the PDF must be where the finding is"
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -299,12 +300,20 @@ def test_slow_queries_run_in_parallel_within_the_deadline():
 
     responses.replace(responses.GET, f"{FHIR}/Condition", body=b"")
     responses.remove(responses.GET, f"{FHIR}/Condition")
-    responses.add_callback(responses.GET, f"{FHIR}/Condition", callback=slow(3.0, searchset()))
+    finished = threading.Event()
+
+    def stuck(request):  # a mocked transport has no socket for the watchdog to cut: it runs to its end
+        time.sleep(3.0)
+        finished.set()
+        return 200, {}, json.dumps(searchset())
+
+    responses.add_callback(responses.GET, f"{FHIR}/Condition", callback=stuck)
     started = time.perf_counter()
     r = post(app.test_client(), "test-patient-view", pv_request({}, **fhir_call()))
     elapsed = time.perf_counter() - started
     assert r.status_code == 412 and "conditions (timeout)" in r.get_json()["message"]
     assert elapsed < 1.6, f"deadline 1.0 s but the call took {elapsed:.2f} s"
+    finished.wait(5)  # so the late request is not recorded in a later test's mock
 
 
 # -- references of draft orders ------------------------------------------------------------------

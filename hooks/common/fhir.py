@@ -12,6 +12,8 @@ import binascii
 from datetime import date, datetime
 from typing import Any
 
+from cds.attachments import FETCH_REASONS, SOURCE_TYPE_URL, UNREADABLE_URL
+
 
 def codings(concept: Any) -> list[tuple[str | None, str | None]]:
     """(system, code) pairs of a CodeableConcept or a list of them."""
@@ -175,6 +177,32 @@ def attachment_text(att: Any, max_chars: int) -> tuple[str, str] | None:
     except (binascii.Error, ValueError):
         return None
     return text[:limit], content_type
+
+
+def attachment_unreadable(att: Any) -> str | None:
+    """Why the engine could not turn this attachment into text, or None (it has text, or nothing to read).
+
+    Reasons the file holds no readable text: no-text-layer, encrypted, corrupt, truncated, too-complex,
+    unsupported-type, too-large, empty, read-budget. Reasons it was never obtained (`attachment_missing`):
+    not-found, timeout, unauthorized, foreign-host, no-fhir-server, fetch-failed, over-count.
+    """
+    for ext in getattr(att, "extension", None) or []:
+        if getattr(ext, "url", None) == UNREADABLE_URL:
+            return getattr(ext, "valueCode", None) or "unreadable"
+    return None
+
+
+def attachment_missing(reason: str | None) -> bool:
+    """True for the reasons of `attachment_unreadable` that mean the file was never fetched."""
+    return reason in FETCH_REASONS
+
+
+def attachment_source_type(att: Any) -> str | None:
+    """The content type the engine read the text from (application/pdf, text/rtf, ...), if it converted it."""
+    for ext in getattr(att, "extension", None) or []:
+        if getattr(ext, "url", None) == SOURCE_TYPE_URL:
+            return getattr(ext, "valueCode", None)
+    return None
 
 
 def narrative_values(obs: Any) -> list[str]:

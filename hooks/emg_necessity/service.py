@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cds.registry import Rule, Service
 from hooks.common.cardkit import CardKit, CardsFile
-from hooks.common.chart import CHART_PREFETCH, OPTIONAL_KEYS
+from hooks.common.chart import OPTIONAL_KEYS, chart_prefetch
 from hooks.common.context import ClinicalContext
 from hooks.emg_necessity.rules import EmgNecessityRules, PolicyFile
 
@@ -23,10 +23,12 @@ def declare(context: ClinicalContext) -> list[Service]:
     cards = context.file(CardsFile, "emg_necessity/cards.yaml")
     policy = context.file(PolicyFile, "emg_necessity/policy.yaml")
     rules = EmgNecessityRules(context.evidence, CardKit(context.terms, cards), policy)
+    prefetch = chart_prefetch(context.evidence)
     common = dict(
-        prefetch=CHART_PREFETCH,
-        optional_prefetch=OPTIONAL_KEYS & set(CHART_PREFETCH),
+        prefetch=prefetch,
+        optional_prefetch=OPTIONAL_KEYS & set(prefetch),
         relevant=context.prefilter.relevant,
+        wants_attachments=context.prefilter.wants_attachments,
         resolve_references=("reasonReference",),
         usage_requirements=USAGE,
         rules=RULES_DECLARED,

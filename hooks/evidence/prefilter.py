@@ -10,6 +10,7 @@ categories are checked before any text pattern, so a vital sign or a lab costs a
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ _CONDITION_SETS = (
     "foot-drop",
     "spine-surgery",
 )
-_CARE_SETS = (
+CARE_SETS = (
     "pt",
     "esi",
     "spine-referral",
@@ -40,7 +41,7 @@ _CARE_SETS = (
     "lumbar-mri",
     "plexus-mri",
 )
-_REPORT_SETS = (
+REPORT_SETS = (
     "edx-report",
     "edx-procedure",
     "edx-category",
@@ -75,8 +76,8 @@ class Prefilter:
         terms = builder.terms
         self.terms = terms
         self.condition_codes = terms.union(_CONDITION_SETS)
-        self.care_codes = terms.union(_CARE_SETS)
-        self.report_codes = terms.union(_REPORT_SETS)
+        self.care_codes = terms.union(CARE_SETS)
+        self.report_codes = terms.union(REPORT_SETS)
         care = builder.care.k
         self.condition_text = _union(care.contrast_mri_text, care.prior_surgery_text)
         self.care_text = _union(care.pt_text, care.esi_text, care.referral_text, care.prior_surgery_text)
@@ -92,6 +93,8 @@ class Prefilter:
         findings += [motor.foot_drop, motor.progressive, diag.radicular_symptoms, builder.edx.k.edx_text]
         findings += [p.pattern for p in motor.neuro_findings]
         self.finding = _union(*findings)
+        # Notes that are not report documents are read for findings no rule looks at past its longest window.
+        self.note_window_days = max(builder.windows.model_dump().values())
 
     def _keys(self, concepts: Any) -> list[tuple[str, str]]:
         keys = []
@@ -134,6 +137,24 @@ class Prefilter:
                 return True
             return bool(self.finding.search(_raw_narrative(raw)))
         return rtype in ("DocumentReference", "QuestionnaireResponse")
+
+    def wants_attachments(self, raw: dict[str, Any], today: date) -> bool:
+        """Fetch and read this kept resource's attachments? Reports: yes unless entered in error. Notes:
+        EMG/NCS and MRI documents always, other notes only within the longest rule window (never all)."""
+        if raw.get("status") == "entered-in-error" or raw.get("docStatus") == "entered-in-error":
+            return False
+        if raw.get("resourceType") != "DocumentReference":
+            return True
+        kind = raw.get("type")
+        if any(k in self.report_codes for k in self._keys(kind)) or self.report_text.search(_raw_text(kind)):
+            return True
+        context = raw.get("context") if isinstance(raw.get("context"), dict) else {}
+        period = context.get("period") if isinstance(context.get("period"), dict) else {}
+        when = str(period.get("start") or raw.get("date") or "")
+        try:
+            return (today - date.fromisoformat(when[:10])).days <= self.note_window_days
+        except ValueError:
+            return True  # undated: cannot tell it is old
 
 
 def _union(*patterns: str) -> re.Pattern[str]:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from cds.registry import Rule, Service
 from hooks.common.cardkit import CardKit, CardsFile
-from hooks.common.chart import CHART_PREFETCH, OPTIONAL_KEYS
+from hooks.common.chart import OPTIONAL_KEYS, chart_prefetch, encounters_prefetch
 from hooks.common.context import ClinicalContext
 from hooks.l5_radiculopathy.rules import L5Rules
 
-PREFETCH = {**CHART_PREFETCH, "encounters": "Encounter?patient={{context.patientId}}"}
 USAGE = "Reads EMG/NCS reports, MRI reports, conditions, exam observations, notes and orders."
 
 RED_FLAGS = Rule("red-flags", ("critical",), "Cauda equina red flags: emergency evaluation")
@@ -35,6 +34,7 @@ KNOWLEDGE = {"l5_radiculopathy/cards.yaml": CardsFile}
 def declare(context: ClinicalContext) -> list[Service]:
     cards = context.file(CardsFile, "l5_radiculopathy/cards.yaml")
     rules = L5Rules(context.evidence, CardKit(context.terms, cards))
+    prefetch = {**chart_prefetch(context.evidence), "encounters": encounters_prefetch(context.evidence)}
     return [
         Service(
             id="l5-radiculopathy-patient-view",
@@ -43,10 +43,11 @@ def declare(context: ClinicalContext) -> list[Service]:
             description="When an EMG/NCS report shows L5 radiculopathy with axon loss: lumbar MRI, "
             "conservative care, epidural injection and spine-surgery referral at the right time; "
             "an emergency card for cauda equina red flags.",
-            prefetch=PREFETCH,
+            prefetch=prefetch,
             optional_prefetch=OPTIONAL_KEYS,
             handler=rules.patient_view,
             relevant=context.prefilter.relevant,
+            wants_attachments=context.prefilter.wants_attachments,
             usage_requirements=USAGE,
             rules=PATIENT_VIEW_RULES,
         ),
@@ -56,10 +57,11 @@ def declare(context: ClinicalContext) -> list[Service]:
             title="EMG-proven L5 radiculopathy: order guidance",
             description="Documentation for lumbar or plexus MRI orders, epidural injection timing and MRI "
             "before surgical referral, from the patient's EMG evidence; red flags are critical.",
-            prefetch=PREFETCH,
+            prefetch=prefetch,
             optional_prefetch=OPTIONAL_KEYS,
             handler=rules.order_select,
             relevant=context.prefilter.relevant,
+            wants_attachments=context.prefilter.wants_attachments,
             usage_requirements=USAGE,
             rules=ORDER_SELECT_RULES,
         ),
