@@ -192,13 +192,20 @@ def test_binary_json_form_is_read_too(fhir, client, inline_cards):
         fhir.set_binary_format("negotiate")
 
 
+UNREADABLE_CARD = [("emg-unreadable", "info", 0)]
+
+
 @pytest.mark.parametrize("kind", sorted(BROKEN))
-def test_unreadable_report_gives_the_cards_without_it_and_logs_why(fhir, client, inline_cards, kind, capsys):
+def test_unreadable_report_gives_the_not_machine_readable_card_and_logs_why(fhir, client, kind, capsys):
+    """Brief 5.5: no Rule-A card from a report the service cannot read; an info card says it is there."""
     content_type, make, reason = BROKEN[kind]
     text = report_text(json.loads((SCENARIOS / CASES["01"][0]).read_text()))
     body = by_url(fhir, "01", kind, content_type, make(text))
     capsys.readouterr()
-    assert cards(post(client, CASES["01"][1], without_prefetch(body))) == inline_cards["01-bare"]
+    response = post(client, CASES["01"][1], without_prefetch(body))
+    assert cards(response) == UNREADABLE_CARD
+    (card,) = response.get_json()["cards"]
+    assert "EMG/NCS report, " in card["detail"] and "Binary/" not in card["detail"]
     events = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"evidence_unreadable"' in x]
     assert [e["reason"] for e in events] == [reason]
 
@@ -210,8 +217,9 @@ def test_binary_404_and_oversized_attachment_answer_with_the_other_evidence(fhir
     missing = by_url(fhir, "01", "gone", "application/pdf", pdf_report(text), url="Binary/does-not-exist")
     big = by_url(fhir, "01", "big", "application/pdf", pdf_report(text, pages=3))
     capsys.readouterr()
+    # A file never obtained says nothing (no card); one too large to read is worth a look.
     assert cards(post(client, CASES["01"][1], missing)) == inline_cards["01-bare"]
-    assert cards(post(client, CASES["01"][1], without_prefetch(big))) == inline_cards["01-bare"]
+    assert cards(post(client, CASES["01"][1], without_prefetch(big))) == UNREADABLE_CARD
     reasons = [
         json.loads(x)["reason"] for x in capsys.readouterr().out.splitlines() if "evidence_unreadable" in x
     ]

@@ -35,6 +35,7 @@ class ReasonSpec(Strict):
 
 
 class CardText(Strict):
+    enabled: bool = True  # a site may switch a card off (the rule then stays silent)
     summary: str
     detail: str
     source: str  # a key of `sources`: the guideline or policy the card follows

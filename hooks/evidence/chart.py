@@ -11,11 +11,9 @@ from collections.abc import Callable, Iterable
 from datetime import date, tzinfo
 from typing import Any
 
-from hooks.common.fhir import reference, resource_date
+from hooks.common.fhir import attachment_missing, attachment_unreadable, reference, resource_date
 
 _GONE = ("entered-in-error", "cancelled")
-#: Extension the engine puts on an attachment it could not turn into text (issue 14).
-UNREADABLE_EXTENSION = "unreadable"
 
 
 class Chart:
@@ -109,15 +107,19 @@ class Chart:
         return [e for e in self.of("Encounter") if e.status not in ("cancelled", "entered-in-error")]
 
     @staticmethod
-    def unreadable(attachments: Iterable[Any] | None) -> str | None:
-        """Why the report text could not be read (PDF without text, URL not fetched...), or None."""
+    def unreadable(attachments: Iterable[Any] | None) -> tuple[str, bool] | None:
+        """(why the report text could not be read, whether it was never obtained), or None when readable.
+
+        The engine turns every attachment into text or marks why it could not (issue 14); a file it never
+        saw (inline PDF of a resource it did not keep, a URL without a fhirServer) is unreadable too.
+        """
         for att in attachments or []:
-            for ext in getattr(att, "extension", None) or []:
-                if UNREADABLE_EXTENSION in (ext.url or ""):
-                    return ext.valueString or "not machine-readable"
+            reason = attachment_unreadable(att)
+            if reason:
+                return reason, attachment_missing(reason)
             content_type = (att.contentType or "").split(";")[0].strip().lower()
-            if content_type not in ("text/plain", "text/html", "application/xhtml+xml", ""):
-                return f"{content_type} report not readable"
             if att.data is None and att.url:
-                return "report held at a URL that was not fetched"
+                return "not-fetched", True
+            if content_type not in ("text/plain", "text/html", "application/xhtml+xml", ""):
+                return "unsupported-type", False
         return None

@@ -71,7 +71,7 @@ class Reading:
 class EdxEvidence:
     readings: list[EmgFinding]  # readable relevant reports, newest first
     studies: list[EdxStudy]  # every proof a study was done (reports, procedures, completed orders)
-    unreadable: list[Evidence]  # relevant reports whose text could not be read
+    unreadable: list[Evidence]  # the newest relevant report, when its file holds no readable text
 
     def positive(self, today: date, lookback: int) -> EmgFinding | None:
         """The newest relevant study within `lookback` days decides (no cherry-picking an older one)."""
@@ -161,10 +161,8 @@ class EdxReportReader:
             if not self.is_relevant(limb):
                 continue
             finding = self._finding(rep.conclusion, rep.conclusionCode, texts)
-            if finding is None and chart.unreadable(rep.presentedForm or []):
-                unreadable.append(
-                    Evidence(chart.ref(rep), when, "", label, what=chart.unreadable(rep.presentedForm))
-                )
+            if finding is None:
+                self._unreadable(chart.unreadable(rep.presentedForm), chart.ref(rep), when, label, unreadable)
             readings.append(Reading(chart.ref(rep), when, label, limb, finding, coded, 0))
         for doc in chart.documents():
             title = " ".join([concept_text(doc.type), doc.description or ""])
@@ -188,9 +186,9 @@ class EdxReportReader:
             if not self.is_relevant(limb):
                 continue
             finding = self._finding(None, None, decoded)
-            if finding is None and chart.unreadable([c.attachment for c in doc.content or []]):
-                what = chart.unreadable([c.attachment for c in doc.content or []])
-                unreadable.append(Evidence(chart.ref(doc), when, "", label, what=what))
+            if finding is None:
+                why = chart.unreadable([c.attachment for c in doc.content or []])
+                self._unreadable(why, chart.ref(doc), when, label, unreadable)
             readings.append(Reading(chart.ref(doc), when, label, limb, finding, coded, 1))
         for obs in chart.observations():
             ref = chart.ref(obs)
@@ -230,9 +228,17 @@ class EdxReportReader:
         if newest is not None and newest.finding is None:
             # The newest relevant study cannot be read: an older reading must not stand in for it.
             findings = []
-        return EdxEvidence(
-            findings, studies, unreadable if newest is not None and newest.finding is None else []
-        )
+        blocked = newest is not None and newest.finding is None
+        return EdxEvidence(findings, studies, [u for u in unreadable if blocked and u.ref == newest.ref])
+
+    @staticmethod
+    def _unreadable(
+        why: tuple[str, bool] | None, ref: str, when: date | None, label: str, out: list[Evidence]
+    ) -> None:
+        """A report whose file holds no readable text (a scan, an encrypted PDF) is worth a clinician's
+        look; one that was never fetched (timeout, not found) is not: nothing is known about it."""
+        if why is not None and not why[1]:
+            out.append(Evidence(ref, when, "", label, what=why[0]))
 
     def analyzer_text(self, text: str, content_type: str) -> str:
         """Visible, normalised text (markup stripped before the cap, as the EMG reader sees it)."""

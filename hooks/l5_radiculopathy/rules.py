@@ -104,7 +104,7 @@ class L5Rules:
         if red:
             return red  # an emergency: no routine card beside it
         if ev.emg is None:
-            return []
+            return self._unreadable(ev)
         cards: list[Card] = []
         severe = bool(ev.motor.severe)
         days = ev.days
@@ -125,6 +125,18 @@ class L5Rules:
         if surgical:
             cards.append(surgical)
         return cards
+
+    def _unreadable(self, ev: PatientEvidence) -> list[Card]:
+        """The newest relevant EMG/NCS report is a file the service could not read (brief 5.5)."""
+        spec = self.kit.spec("emg-unreadable")
+        recent = [e for e in ev.edx.unreadable if ev.within_days(e.when, self.w.emg_lookback)]
+        if not spec.enabled or not recent:
+            return []
+        report = recent[0]
+        detail = spec.detail.format(
+            report=report.source(), reason=spec.text.get(report.what, spec.text["other"])
+        )
+        return [self.kit.card("emg-unreadable", "info", detail, overrides=None)]
 
     def red_flags(self, ev: PatientEvidence, inp: HookInput) -> list[Card]:
         if not ev.red_flags:

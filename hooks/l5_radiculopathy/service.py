@@ -18,6 +18,7 @@ PATIENT_VIEW_RULES = (
     Rule("conservative-care", ("info",), "Under 6 weeks: conservative care"),
     Rule("esi", ("info",), "Over 6 weeks: consider an epidural steroid injection"),
     Rule("surgical-referral", ("info", "warning"), "Consider spine-surgery referral"),
+    Rule("emg-unreadable", ("info",), "EMG/NCS report on file but not machine-readable"),
 )
 ORDER_SELECT_RULES = (
     RED_FLAGS,
