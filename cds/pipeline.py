@@ -23,7 +23,7 @@ from cds.fhir import Deadline, FetchResult, FhirClient, same_origin
 from cds.logs import IdHasher, log
 from cds.netguard import NetGuard
 from cds.parse import ModelCache, dedupe, other_patient, parse_one, parse_resources
-from cds.prefetch import Status, classify, render
+from cds.prefetch import Status, classify, render, template_type
 from cds.registry import HookInput, Service
 from cds.request import HookError, HookRequest, parse_hook_request
 
@@ -40,6 +40,7 @@ class Gathered:
     unresolved: list[str] = field(default_factory=list)
     degraded: list[str] = field(default_factory=list)
     attachments: dict[str, int] = field(default_factory=dict)
+    incomplete: set[str] = field(default_factory=set)  # resource types whose data is partial (truncated)
 
 
 @dataclass
@@ -126,6 +127,7 @@ class Engine:
             skipped_invalid=dict(hook_input.skipped),
             unresolved=len(gathered.unresolved),
             degraded=gathered.degraded,
+            incomplete=sorted(gathered.incomplete),
             attachments=gathered.attachments,
             ms=round((time.perf_counter() - started) * 1000, 1),
         )
@@ -210,6 +212,7 @@ class Engine:
                 )
                 pages.pop(key)
                 out.degraded.append(key)
+                out.incomplete.add(template_type(service.prefetch[key]))
         if not (queries or pages or reads):
             return out
         if not request.fhir_server:
@@ -221,6 +224,7 @@ class Engine:
                     code="prefetch-missing",
                 )
             out.degraded.extend(sorted(queries))  # optional data the client did not send: answer without it
+            out.incomplete.update(template_type(service.prefetch[k]) for k in queries)
             out.unresolved.extend(reads.values())
             return out
         token = request.fhir_authorization.access_token if request.fhir_authorization else None
@@ -248,6 +252,9 @@ class Engine:
         for key, result in results.items():
             out.fhir_calls += result.calls
             out.raws.extend(result.resources)
+            if result.truncated and key in service.prefetch:
+                # Cut at the page or size cap: "nothing on file" is not known for this type (issue 15).
+                out.incomplete.add(template_type(service.prefetch[key]))
             if key in queries:
                 out.prefetch_status[key] = f"fetched:{result.error}" if result.error else "fetched"
             if result.ok:
@@ -258,6 +265,8 @@ class Engine:
                 failed.append(f"{key} ({result.error})")
             else:
                 out.degraded.append(key)
+                if key in service.prefetch:
+                    out.incomplete.add(template_type(service.prefetch[key]))
         if failed:
             raise HookError(
                 412,
@@ -332,4 +341,5 @@ class Engine:
             unresolved=tuple(gathered.unresolved),
             draft_extras=drafts["extras"],
             other_patient=dict(foreign),
+            incomplete=tuple(sorted(gathered.incomplete)),
         )

@@ -49,6 +49,11 @@ def check_template(key: str, template: str) -> None:
         raise TemplateError(f"prefetch {key!r}: unbalanced token braces")
 
 
+def template_type(template: str) -> str:
+    """The resource type a template reads ("Condition?patient=..." -> "Condition")."""
+    return template.split("?", 1)[0].split("/", 1)[0]
+
+
 def token_values(context: dict[str, Any]) -> dict[str, str]:
     values = {f"context.{k}": str(v) for k, v in context.items() if k in CONTEXT_PRIMITIVES and v}
     user = str(context.get("userId") or "")

@@ -37,6 +37,7 @@ class HookInput:
     unresolved: tuple[str, ...] = ()  # references of draft orders that no source could resolve
     draft_extras: list[Any] = field(default_factory=list)  # non-order resources sent in draftOrders
     other_patient: Mapping[str, int] = field(default_factory=dict)  # dropped: about another patient
+    incomplete: tuple[str, ...] = ()  # resource types whose search was cut short ("none on file" is unsure)
 
     def of(self, resource_type: str) -> list[Any]:
         return list(self.resources.get(resource_type, []))

@@ -98,10 +98,10 @@ class EmgNecessityRules:
                 lower, upper = bool(self.lower_region.search(words)), bool(self.upper_region.search(words))
         return BOTH if lower and upper else LOWER if lower else UPPER if upper else UNKNOWN
 
-    def edx_orders(self, inp: HookInput) -> list[EdxOrder]:
+    def edx_orders(self, call: HookInput) -> list[EdxOrder]:
         drafts = [
             o
-            for o in inp.draft_orders
+            for o in call.draft_orders
             if o.get_resource_type() == "ServiceRequest"
             and o.status in ("draft", "active")
             and self.is_edx(o)
@@ -109,29 +109,31 @@ class EmgNecessityRules:
         in_bundle = {o.id for o in drafts}
         out = []
         for o in drafts:
-            siblings = [s for s in self._chart_drafts(inp) if s.id not in in_bundle and _same_encounter(s, o)]
+            siblings = [
+                s for s in self._chart_drafts(call) if s.id not in in_bundle and _same_encounter(s, o)
+            ]
             family = [*drafts, *siblings]
             limb = self.limb(o)
             if limb == UNKNOWN:
                 known = {lb for x in family if x is not o and (lb := self.limb(x)) != UNKNOWN}
                 if len(known) == 1:
                     limb = next(iter(known))  # a sibling EDX order names the limb
-            icd, drop, unresolved = self._diagnoses(o, inp)
+            icd, drop, unresolved = self._diagnoses(o, call)
             needle = any(self.terms.in_set("needle-emg", codings(x.code)) for x in family)
             ncs = self.terms.in_set("ncs", codings(o.code))
             out.append(EdxOrder(o, limb, icd, drop, unresolved, needle, ncs, siblings))
         return out
 
-    def _chart_drafts(self, inp: HookInput) -> list[Any]:
-        return [s for s in inp.of("ServiceRequest") if s.status == "draft" and self.is_edx(s)]
+    def _chart_drafts(self, call: HookInput) -> list[Any]:
+        return [s for s in call.of("ServiceRequest") if s.status == "draft" and self.is_edx(s)]
 
     def _diagnoses(
-        self, order: Any, inp: HookInput
+        self, order: Any, call: HookInput
     ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
         icd = [c for s, c in codings(order.reasonCode or []) if self.terms.system_key(s) == "icd10cm" and c]
         drop, unresolved = [], []
         for ref in order.reasonReference or []:
-            target = inp.resolve(ref.reference or "", order)
+            target = call.resolve(ref.reference or "", order)
             if target is None:
                 unresolved.append(ref.reference or "?")
                 continue
@@ -156,21 +158,21 @@ class EmgNecessityRules:
 
     # -- the hook handlers ---------------------------------------------------------------------------------
 
-    def order_select(self, inp: HookInput) -> list[Card]:
-        return self.evaluate(inp, only=set(inp.selections))
+    def order_select(self, call: HookInput) -> list[Card]:
+        return self.evaluate(call, only=set(call.selections))
 
-    def order_sign(self, inp: HookInput) -> list[Card]:
-        return self.evaluate(inp, only=None)
+    def order_sign(self, call: HookInput) -> list[Card]:
+        return self.evaluate(call, only=None)
 
-    def evaluate(self, inp: HookInput, only: set[str] | None) -> list[Card]:
-        orders = [o for o in self.edx_orders(inp) if only is None or f"ServiceRequest/{o.order.id}" in only]
+    def evaluate(self, call: HookInput, only: set[str] | None) -> list[Card]:
+        orders = [o for o in self.edx_orders(call) if only is None or f"ServiceRequest/{o.order.id}" in only]
         orders = [o for o in orders if o.limb != UPPER and self.is_mismatch(o.icd)]
         if not orders:
             return []
-        ev = self.builder.build(inp)
-        if ev.diagnoses.radiculopathy:
-            return [self._link_card(orders, ev)]
-        return [self._mismatch_card(orders, ev, inp)]
+        evidence = self.builder.build(call)
+        if evidence.diagnoses.radiculopathy:
+            return [self._link_card(orders, evidence)]
+        return [self._mismatch_card(orders, evidence, call)]
 
     # -- cards ------------------------------------------------------------------------------------------
 
@@ -208,8 +210,8 @@ class EmgNecessityRules:
             type="update", description=f"{verb} {codes} on {self._names([o.order])}", resource=resource
         )
 
-    def _link_card(self, orders: list[EdxOrder], ev: PatientEvidence) -> Card:
-        conditions = ev.diagnoses.radiculopathy[:3]
+    def _link_card(self, orders: list[EdxOrder], evidence: PatientEvidence) -> Card:
+        conditions = evidence.diagnoses.radiculopathy[:3]
         suggestions = []
         for i, cond in enumerate(conditions):
             coding = self._coding(cond)
@@ -242,20 +244,22 @@ class EmgNecessityRules:
         key = "icd10cm" if re.match(r"^[A-Z]\d", cond.code) else "snomed"
         return {"system": self.terms.uri[key], "code": cond.code, "display": cond.display or cond.text}
 
-    def _mismatch_card(self, orders: list[EdxOrder], ev: PatientEvidence, inp: HookInput) -> Card:
+    def _mismatch_card(self, orders: list[EdxOrder], evidence: PatientEvidence, call: HookInput) -> Card:
         w = self.builder.windows
         quotes = Quotes()
         spec = self.kit.spec("emg-dx-mismatch")
-        deficits = ev.within(ev.motor.new_deficits, w.new_deficit)
-        symptoms = ev.diagnoses.radicular_symptoms
+        deficits = evidence.within(evidence.motor.new_deficits, w.new_deficit)
+        symptoms = evidence.diagnoses.radicular_symptoms
         # A study of the arm does not count; one whose limb is not recorded does (the same study is usually
         # reported elsewhere with its limb, and the card's line is a checklist, not a verdict).
-        lower_studies = [s for s in ev.edx.studies if s.limb != UPPER and s.evidence.when]
-        recent = [s for s in lower_studies if ev.within_days(s.evidence.when, w.emg_lookback)]
+        lower_studies = [s for s in evidence.edx.studies if s.limb != UPPER and s.evidence.when]
+        recent = [s for s in lower_studies if evidence.within_days(s.evidence.when, w.emg_lookback)]
         recent_needle = [s for s in recent if s.needle]
         needle_in_order = any(o.needle for o in orders)
         mri = [
-            m for m in ev.imaging.mri if not m.plexus and ev.within_days(m.evidence.when, w.imaging_lookback)
+            m
+            for m in evidence.imaging.mri
+            if not m.plexus and evidence.within_days(m.evidence.when, w.imaging_lookback)
         ]
         if needle_in_order:
             needle = "**yes**, needle EMG is part of this order"
@@ -277,10 +281,12 @@ class EmgNecessityRules:
             notes.append(spec.text["limb_unknown"])
         if any(o.unresolved for o in orders):
             notes.append(spec.text["unresolved"])
+        if evidence.incomplete:
+            notes.append(spec.text["incomplete"].format(types=", ".join(evidence.incomplete)))
         siblings = [s for o in orders for s in o.siblings]
         if siblings:
             notes.append(spec.text["sibling"].format(orders=self._names(siblings)))
-        codes, findings = self._supported_codes(ev, deficits, symptoms, mri)
+        codes, findings = self._supported_codes(evidence, deficits, symptoms, mri)
         advice = (
             spec.text["supported"].format(findings="; ".join(findings)) if codes else spec.text["unsupported"]
         )
@@ -306,11 +312,11 @@ class EmgNecessityRules:
         )
         summary = spec.summary.format(dx=", ".join(dx) if len(dx) <= 2 else "no-radiculopathy codes")
         return self.kit.card(
-            "emg-dx-mismatch", "warning", detail, self._fixes(orders, ev, inp, codes), summary=summary
+            "emg-dx-mismatch", "warning", detail, self._fixes(orders, evidence, call, codes), summary=summary
         )
 
     def _supported_codes(
-        self, ev: PatientEvidence, deficits: list[Evidence], symptoms: list[Evidence], mri: list[Any]
+        self, evidence: PatientEvidence, deficits: list[Evidence], symptoms: list[Evidence], mri: list[Any]
     ) -> tuple[list[OrderSpec], list[str]]:
         """The diagnosis codes the chart supports, and the findings that support them (named on the card)."""
         findings = []
@@ -318,8 +324,8 @@ class EmgNecessityRules:
             findings.append(f"radicular symptoms ({symptoms[0].source()})")
         if deficits:
             findings.append(f"{deficits[0].what} ({deficits[0].source()})")
-        emg = [r for r in ev.edx.readings if r.finding.l5_radiculopathy or r.finding.other_roots]
-        emg = [r for r in emg if ev.within_days(r.evidence.when, self.builder.windows.emg_lookback)]
+        emg = [r for r in evidence.edx.readings if r.finding.l5_radiculopathy or r.finding.other_roots]
+        emg = [r for r in emg if evidence.within_days(r.evidence.when, self.builder.windows.emg_lookback)]
         if emg:
             findings.append(f"radiculopathy on EMG ({emg[0].evidence.source()})")
         compressive = [m for m in mri if m.compressive]
@@ -327,18 +333,19 @@ class EmgNecessityRules:
             findings.append(f"compressive lesion on MRI ({compressive[0].evidence.source()})")
         if not findings:
             return [], []
+        # The most specific code the findings support: a disc disorder with radiculopathy when the MRI shows
+        # the disc lesion (its level decides lumbar or lumbosacral), else radiculopathy of the region.
         codes = self.policy.diagnosis_codes
-        out: list[OrderSpec] = []
         levels = {lv for m in compressive for lv in m.disc_levels}
-        if "lumbar" in levels:
-            out.append(codes["disc_lumbar"])
-        if "lumbosacral" in levels:
-            out.append(codes["disc_lumbosacral"])
-        out.append(codes["radiculopathy"])
-        return out[:2], findings
+        out = [
+            codes[key]
+            for key, level in (("disc_lumbar", "lumbar"), ("disc_lumbosacral", "lumbosacral"))
+            if level in levels
+        ]
+        return out or [codes["radiculopathy"]], findings
 
     def _fixes(
-        self, orders: list[EdxOrder], ev: PatientEvidence, inp: HookInput, codes: list[OrderSpec]
+        self, orders: list[EdxOrder], evidence: PatientEvidence, call: HookInput, codes: list[OrderSpec]
     ) -> list[Suggestion]:
         out: list[Suggestion] = []
         for i, spec in enumerate(codes):
@@ -353,7 +360,7 @@ class EmgNecessityRules:
         referrals = []
         for key in ("spine", "pain"):
             spec = self.policy.referrals[key]
-            if self.terms.key(self.terms.uri[spec.system], spec.code) in ev.ordered:
+            if self.terms.key(self.terms.uri[spec.system], spec.code) in evidence.ordered:
                 continue
             reason = OrderSpec(
                 system="icd10cm",
@@ -361,7 +368,10 @@ class EmgNecessityRules:
                 display=self.terms.display("icd10cm", orders[0].icd[0]) or orders[0].icd[0],
             )
             resource = self.kit.draft_order(
-                spec, inp.patient_id, reason=reason, evidence=[m.evidence.ref for m in ev.imaging.mri[:1]]
+                spec,
+                call.patient_id,
+                reason=reason,
+                evidence=[m.evidence.ref for m in evidence.imaging.mri[:1]],
             )
             referrals.append(
                 self.kit.create(

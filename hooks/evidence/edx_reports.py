@@ -51,6 +51,8 @@ class EdxKnowledge(KnowledgeFile):
     limb: LimbText
     addendum_header: Regex
     addendum_revises: Regex
+    addendum_original: Regex
+    addendum_revised: Regex
     impression_observation: Regex
 
 
@@ -104,6 +106,8 @@ class EdxReportReader:
         self.heading = re.compile(knowledge.report_heading, re.I | re.M)
         self.addendum = re.compile(knowledge.addendum_header, re.I)
         self.revises = re.compile(knowledge.addendum_revises, re.I)
+        self.original = re.compile(knowledge.addendum_original, re.I)
+        self.revised = re.compile(knowledge.addendum_revised, re.I)
         self.impression_obs = re.compile(knowledge.impression_observation, re.I)
         statuses = set(knowledge.report_statuses)
         self.statuses = statuses | ({"preliminary"} if knowledge.accept_preliminary_reports else set())
@@ -261,13 +265,12 @@ class EdxReportReader:
         self, conclusion: str | None, codes: Any, texts: list[tuple[str, str]]
     ) -> EmgTextFinding | None:
         """The conclusion first; an addendum that speaks about the diagnosis overrides everything."""
-        for text, content_type in texts:
-            body = self.analyzer_text(text, content_type)
+        stated = " ".join(p for p in [conclusion or "", concept_text(codes or [])] if p).strip()
+        for body in [stated, *(self.analyzer_text(text, ct) for text, ct in texts)]:
             revised = self._addendum(body)
             if revised is not None:
                 return self._analyze(revised[: self.max_chars], is_impression=True)
         readings: list[EmgTextFinding] = []
-        stated = " ".join(p for p in [conclusion or "", concept_text(codes or [])] if p).strip()
         if stated:
             readings.append(self._analyze(stated[: self.max_chars], is_impression=True))
         for text, content_type in texts:
@@ -275,10 +278,18 @@ class EdxReportReader:
         return _decide(readings)
 
     def _addendum(self, body: str) -> str | None:
+        """The addendum's own words about the diagnosis: its revised impression when it has one, never the
+        original impression it quotes or retracts."""
         marks = list(self.addendum.finditer(body))
         if not marks:
             return None
         tail = body[marks[-1].end() :]
+        original = self.original.search(tail)
+        if original:
+            tail = tail[: original.start()]
+        revised = self.revised.search(tail)
+        if revised:
+            tail = tail[revised.end() :]
         return tail if self.revises.search(tail) else None
 
 

@@ -91,6 +91,8 @@ class ImagingReader:
                 for c in doc.content or []
                 if (d := attachment_text(c.attachment, 20000))
             ]
+            if not decoded and doc.description:
+                decoded = [doc.description]  # an outside scan indexed with its impression in the description
             head = decoded[0][:600] if decoded else ""
             typed = self.terms.in_set("lumbar-mri", codings(doc.type)) or self.terms.in_set(
                 "spine-mri-document", codings(doc.type)

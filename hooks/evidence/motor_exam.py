@@ -44,6 +44,8 @@ class MotorKnowledge(KnowledgeFile):
     foot_drop: Regex
     progressive: Regex
     neuro_findings: list[NamedPattern]
+    upper_limb: Regex
+    lower_limb: Regex
     finding_questions: Regex
 
 
@@ -91,6 +93,8 @@ class MotorExamReader:
             for f in knowledge.neuro_findings
         ]
         self.finding_questions = re.compile(knowledge.finding_questions, re.I)
+        self.upper = re.compile(knowledge.upper_limb, re.I)
+        self.lower = re.compile(knowledge.lower_limb, re.I)
 
     def read(
         self, conditions: Iterable[Any], narratives: list[Narrative], now: date, window: int, zone: Any
@@ -237,7 +241,12 @@ class MotorExamReader:
         out = list(severe)
         for n in recent:
             for name, pattern, exclude in self.findings:
-                hits = [h for h in self.reader.mentions(n, pattern) if not (exclude and exclude.search(h))]
+                hits = [
+                    h
+                    for h in self.reader.mentions(n, pattern)
+                    if not (exclude and exclude.search(h))
+                    and not (self.upper.search(h) and not self.lower.search(h))
+                ]
                 if hits:
                     out.append(Evidence(n.ref, n.when, clip(hits[0]), n.kind, what=name))
             for answer in n.answers:

@@ -62,6 +62,7 @@ class NarrativeKnowledge(KnowledgeFile):
     skip_sections: Regex  # headers whose content documents no finding (instructions, education, risks)
     skip_sentences: Regex  # sentences that document no finding wherever they stand
     answer_line: Regex  # "Question: answer" on one line (groups q and a)
+    unchecked_box: Regex  # "[ ] urinary retention": an unchecked template item
     long_answer_chars: int  # a valueString longer than this is prose, not an answer
     answers: Answers
     context: dict[str, ContextRules]  # ConText triggers for notes, added to those of emg_text.yaml
@@ -122,6 +123,7 @@ class NarrativeReader:
             rf"\b(?:{knowledge.skip_sections})\b|\bafter[- ]visit\s+summary\b|\bAVS\b", re.IGNORECASE
         )
         self._answer_line = re.compile(knowledge.answer_line, flags)
+        self._unchecked = re.compile(knowledge.unchecked_box)
         self._yes = re.compile(rf"^\s*(?:{knowledge.answers.present})\s*[.!]?\s*$", re.IGNORECASE)
         self._no = re.compile(rf"^\s*(?:{knowledge.answers.absent})\s*[.!]?\s*$", re.IGNORECASE)
         self._blank = re.compile(rf"^\s*(?:{knowledge.answers.blank})?\s*[.!]?\s*$", re.IGNORECASE)
@@ -155,11 +157,13 @@ class NarrativeReader:
         return normalize_text(text)[: self.k.max_chars]
 
     def from_text(self, ref: str, when: date | None, kind: str, text: str) -> Narrative:
-        prose = self._without_skipped_sections(text)
+        prose = self._unchecked.sub(" ", self._without_skipped_sections(text))
         answers: list[Answer] = []
 
         def take(match: re.Match[str]) -> str:
-            answer = self._reply(match.group("q"), match.group("a"))
+            # Two shapes: "Question: answer" on its own line, or "Question? yes" inside a sentence.
+            question = match.group("q") if match.group("q") is not None else match.group("q2")
+            answer = self._reply(question or "", match.group("a") or match.group("a2") or "")
             if answer is None:
                 return match.group(0)  # not a yes/no/blank answer: leave the line to the prose reader
             if answer.reply != "value":

@@ -31,17 +31,17 @@ class L5Rules:
 
     # -- shared phrases ------------------------------------------------------------------------------------
 
-    def emg_line(self, ev: PatientEvidence, quotes: Quotes) -> str:
-        emg = ev.emg
+    def emg_line(self, evidence: PatientEvidence, quotes: Quotes) -> str:
+        emg = evidence.emg
         if emg is None:
             return "no EMG-proven L5 radiculopathy on file"
         f = emg.finding
         what = " ".join(p for p in [f.laterality, "L5 radiculopathy with", _axon(f.chronicity)] if p)
         return quotes.cite(emg.evidence, what)
 
-    def duration(self, ev: PatientEvidence, quotes: Quotes) -> str:
+    def duration(self, evidence: PatientEvidence, quotes: Quotes) -> str:
         """The duration of the current episode, and which document dated its onset (quoted once)."""
-        episode = ev.episode
+        episode = evidence.episode
         if episode.onset is None or episode.source is None:
             return "duration unknown"
         src = episode.source
@@ -54,29 +54,29 @@ class L5Rules:
             origin = "the date of the EMG"
         else:
             origin = f"onset of {src.coded()} ({src.label.lower()})"
-        return f"{weeks(ev.days)}, since {day(episode.onset)}, {origin}"
+        return f"{weeks(evidence.days)}, since {day(episode.onset)}, {origin}"
 
-    def pt_status(self, ev: PatientEvidence) -> str:
-        course = ev.care.pt_course
+    def pt_status(self, evidence: PatientEvidence) -> str:
+        course = evidence.care.pt_course
         if course:
             return (
                 f"yes, {course[0].source()} ({course[0].text})"
                 if course[0].what == "course of PT"
                 else course[0].cite()
             )
-        if ev.care.pt:
-            last = ev.care.pt[-1]
+        if evidence.care.pt:
+            last = evidence.care.pt[-1]
             return f"started ({last.source()}: {last.text}), no completed course documented"
         return "none documented"
 
-    def incomplete(self, ev: PatientEvidence, *types: str) -> str:
-        cut = [t for t in types if t in ev.incomplete]
+    def incomplete(self, evidence: PatientEvidence, *types: str) -> str:
+        cut = [t for t in types if t in evidence.incomplete]
         return f" (the chart search for {', '.join(cut)} was cut short: check the chart)" if cut else ""
 
     def _suggest(
         self,
-        ev: PatientEvidence,
-        inp: HookInput,
+        evidence: PatientEvidence,
+        call: HookInput,
         key: str,
         label: str,
         *,
@@ -84,12 +84,12 @@ class L5Rules:
         recommended: bool | None = None,
     ) -> Suggestion | None:
         """A one-click draft order, unless the same order is already active or being placed."""
-        if self.kit.ordered(key, ev.ordered):
+        if self.kit.ordered(key, evidence.ordered):
             return None
         spec = self.kit.order(key)
-        refs = [ev.emg.evidence.ref] if ev.emg else []
+        refs = [evidence.emg.evidence.ref] if evidence.emg else []
         resource = self.kit.draft_order(
-            spec, inp.patient_id, reason=self.kit.text.reason_code, evidence=refs, priority=priority
+            spec, call.patient_id, reason=self.kit.text.reason_code, evidence=refs, priority=priority
         )
         return self.kit.create(
             f"{label} {spec.display} ({spec.code})".strip(), resource, recommended=recommended
@@ -97,39 +97,41 @@ class L5Rules:
 
     # -- patient-view: A0-A5 ----------------------------------------------------------------------------
 
-    def patient_view(self, inp: HookInput) -> list[Card]:
-        ev = self.builder.build(inp)
+    def patient_view(self, call: HookInput) -> list[Card]:
+        evidence = self.builder.build(call)
         quotes = Quotes()
-        red = self.red_flags(ev, inp)
+        red = self.red_flags(evidence, call)
         if red:
             return red  # an emergency: no routine card beside it
-        if ev.emg is None:
-            return self._unreadable(ev)
+        if evidence.emg is None:
+            return self._unreadable(evidence)
         cards: list[Card] = []
-        severe = bool(ev.motor.severe)
-        days = ev.days
-        no_mri = not ev.qualifying_mri() and not ev.imaging.pending
+        severe = bool(evidence.motor.severe)
+        days = evidence.days
+        no_mri = not evidence.qualifying_mri() and not evidence.imaging.pending
         if no_mri:
-            cards.append(self._mri(ev, inp, severe, quotes))  # no MRI on file: the MRI card comes first
+            cards.append(
+                self._mri(evidence, call, severe, quotes)
+            )  # no MRI on file: the MRI card comes first
         if severe:
-            cards.append(self._motor(ev, quotes))
+            cards.append(self._motor(evidence, quotes))
         if not severe and days is not None and days < self.w.conservative_min:
-            cards.append(self._conservative(ev, inp, quotes))
+            cards.append(self._conservative(evidence, call, quotes))
         if (
             (days or 0) >= self.w.conservative_min
-            and ev.persisting
-            and not ev.within(ev.care.esi, self.w.esi_recent)
+            and evidence.persisting
+            and not evidence.within(evidence.care.esi, self.w.esi_recent)
         ):
-            cards.append(self._esi(ev, inp, quotes))
-        surgical = self._surgical(ev, inp, severe, quotes)
+            cards.append(self._esi(evidence, call, quotes))
+        surgical = self._surgical(evidence, call, severe, quotes)
         if surgical:
             cards.append(surgical)
         return cards
 
-    def _unreadable(self, ev: PatientEvidence) -> list[Card]:
+    def _unreadable(self, evidence: PatientEvidence) -> list[Card]:
         """The newest relevant EMG/NCS report is a file the service could not read (brief 5.5)."""
         spec = self.kit.spec("emg-unreadable")
-        recent = [e for e in ev.edx.unreadable if ev.within_days(e.when, self.w.emg_lookback)]
+        recent = [e for e in evidence.edx.unreadable if evidence.within_days(e.when, self.w.emg_lookback)]
         if not spec.enabled or not recent:
             return []
         report = recent[0]
@@ -138,19 +140,19 @@ class L5Rules:
         )
         return [self.kit.card("emg-unreadable", "info", detail, overrides=None)]
 
-    def red_flags(self, ev: PatientEvidence, inp: HookInput) -> list[Card]:
-        if not ev.red_flags:
+    def red_flags(self, evidence: PatientEvidence, call: HookInput) -> list[Card]:
+        if not evidence.red_flags:
             return []
         suggestions = [
             s
             for s in (
-                self._suggest(ev, inp, "mri_lumbar", "Emergency:", priority="stat"),
-                self._suggest(ev, inp, "spine_referral", "Emergency:", priority="stat"),
+                self._suggest(evidence, call, "mri_lumbar", "Emergency:", priority="stat"),
+                self._suggest(evidence, call, "spine_referral", "Emergency:", priority="stat"),
             )
             if s
         ]
         grouped: dict[tuple[str, str], list[Evidence]] = {}
-        for e in ev.red_flags:
+        for e in evidence.red_flags:
             grouped.setdefault((e.ref, e.text), []).append(e)
         lines = []
         for items in list(grouped.values())[:5]:
@@ -165,40 +167,40 @@ class L5Rules:
             )
         ]
 
-    def _motor(self, ev: PatientEvidence, quotes: Quotes) -> Card:
-        first = ev.motor.severe[0]
+    def _motor(self, evidence: PatientEvidence, quotes: Quotes) -> Card:
+        first = evidence.motor.severe[0]
         exam = f"{first.what}. {quotes.cite(first)}"
-        more = [e for e in ev.motor.severe[1:3] if e.ref != first.ref]
+        more = [e for e in evidence.motor.severe[1:3] if e.ref != first.ref]
         if more:
             exam += "\n\n" + bullets(f"{e.what}: {quotes.cite(e)}" for e in more)
-        detail = self.kit.spec("motor-deficit").detail.format(exam=exam, emg=self.emg_line(ev, quotes))
+        detail = self.kit.spec("motor-deficit").detail.format(exam=exam, emg=self.emg_line(evidence, quotes))
         return self.kit.card("motor-deficit", "warning", detail)
 
-    def _mri(self, ev: PatientEvidence, inp: HookInput, severe: bool, quotes: Quotes) -> Card:
+    def _mri(self, evidence: PatientEvidence, call: HookInput, severe: bool, quotes: Quotes) -> Card:
         spec = self.kit.spec("mri")
         reason = ""
-        if ev.care.prior_surgery:
+        if evidence.care.prior_surgery:
             reason = spec.text["contrast_surgery"]
-        elif ev.care.tumor_or_infection:
-            reason = spec.text["contrast_tumor"].format(condition=ev.care.tumor_or_infection[0].text)
+        elif evidence.care.tumor_or_infection:
+            reason = spec.text["contrast_tumor"].format(condition=evidence.care.tumor_or_infection[0].text)
         key = "mri_lumbar_contrast" if reason else "mri_lumbar"
         order = self.kit.order(key)
-        urgent = severe or (ev.days or 0) >= self.w.conservative_min
+        urgent = severe or (evidence.days or 0) >= self.w.conservative_min
         priority = "urgent" if severe else "routine"
         suggestions = [
             s
             for s in (
-                self._suggest(ev, inp, key, "Order", priority=priority, recommended=True),
-                self._suggest(ev, inp, "mri_plexus", "Second line:", priority=priority),
+                self._suggest(evidence, call, key, "Order", priority=priority, recommended=True),
+                self._suggest(evidence, call, "mri_plexus", "Second line:", priority=priority),
             )
             if s
         ]
-        finding = ev.emg.finding if ev.emg else None
+        finding = evidence.emg.finding if evidence.emg else None
         low = finding is not None and (finding.multi_level or finding.confidence == "low")
         detail = spec.detail.format(
-            emg=self.emg_line(ev, quotes),
-            duration=self.duration(ev, quotes),
-            incomplete=self.incomplete(ev, "DiagnosticReport", "DocumentReference"),
+            emg=self.emg_line(evidence, quotes),
+            duration=self.duration(evidence, quotes),
+            incomplete=self.incomplete(evidence, "DiagnosticReport", "DocumentReference"),
             mri_code=order.code,
             mri_name=order.display,
             mri_reason=reason,
@@ -206,24 +208,25 @@ class L5Rules:
         )
         return self.kit.card("mri", "warning" if urgent else "info", detail, suggestions)
 
-    def _conservative(self, ev: PatientEvidence, inp: HookInput, quotes: Quotes) -> Card:
-        recent_pt = ev.within(ev.care.pt, self.w.pt_recent)
+    def _conservative(self, evidence: PatientEvidence, call: HookInput, quotes: Quotes) -> Card:
+        recent_pt = evidence.within(evidence.care.pt, self.w.pt_recent)
         suggestions = []
         if not recent_pt:
-            pt = self._suggest(ev, inp, "pt_referral", "")
+            pt = self._suggest(evidence, call, "pt_referral", "")
             suggestions = [pt] if pt else []
         if recent_pt:
             pt_status = f"in progress ({recent_pt[-1].source()}: {recent_pt[-1].text})"
         else:
             pt_status = f"none in the last {self.w.pt_recent} days; referral suggested"
+            pt_status += self.incomplete(evidence, "Procedure", "ServiceRequest", "Encounter")
         detail = self.kit.spec("conservative-care").detail.format(
-            emg=self.emg_line(ev, quotes), duration=self.duration(ev, quotes), pt_status=pt_status
+            emg=self.emg_line(evidence, quotes), duration=self.duration(evidence, quotes), pt_status=pt_status
         )
         return self.kit.card("conservative-care", "info", detail, suggestions)
 
-    def _esi(self, ev: PatientEvidence, inp: HookInput, quotes: Quotes) -> Card:
+    def _esi(self, evidence: PatientEvidence, call: HookInput, quotes: Quotes) -> Card:
         spec = self.kit.spec("esi")
-        mri = ev.qualifying_mri()
+        mri = evidence.qualifying_mri()
         if mri:
             m = mri[0]
             imaging = f"{m.evidence.source()}" + (
@@ -233,26 +236,29 @@ class L5Rules:
             imaging = spec.text["no_mri"]
         # The one-click injection is offered only when order-select would not call it premature and the
         # imaging that payers require is on file; otherwise the MRI card comes first.
-        suggestion = self._suggest(ev, inp, "tfesi", "Consider") if mri else None
+        suggestion = self._suggest(evidence, call, "tfesi", "Consider") if mri else None
         persisting = (
-            ", ".join(e.coded() for e in ev.diagnoses.symptom_conditions[:2]) or "documented in recent notes"
+            ", ".join(e.coded() for e in evidence.diagnoses.symptom_conditions[:2])
+            or "documented in recent notes"
         )
         detail = spec.detail.format(
-            emg=self.emg_line(ev, quotes),
-            duration=self.duration(ev, quotes),
-            pt_status=self.pt_status(ev),
+            emg=self.emg_line(evidence, quotes),
+            duration=self.duration(evidence, quotes),
+            pt_status=self.pt_status(evidence),
             imaging_status=imaging,
             persisting=persisting,
         )
         return self.kit.card("esi", "info", detail, [suggestion] if suggestion else [])
 
-    def _surgical(self, ev: PatientEvidence, inp: HookInput, severe: bool, quotes: Quotes) -> Card | None:
-        if ev.within(ev.care.spine_referral, self.w.referral_recent):
+    def _surgical(
+        self, evidence: PatientEvidence, call: HookInput, severe: bool, quotes: Quotes
+    ) -> Card | None:
+        if evidence.within(evidence.care.spine_referral, self.w.referral_recent):
             return None
-        days = ev.days or 0
-        treated = bool(ev.care.pt_course or ev.within(ev.care.esi, 365))
-        failed = days >= self.w.conservative_min and treated and ev.persisting
-        mri = ev.qualifying_mri()
+        days = evidence.days or 0
+        treated = bool(evidence.care.pt_course or evidence.within(evidence.care.esi, 365))
+        failed = days >= self.w.conservative_min and treated and evidence.persisting
+        mri = evidence.qualifying_mri()
         compressive = [m for m in mri if m.compressive]
         if not (failed or compressive or severe):
             return None
@@ -260,7 +266,7 @@ class L5Rules:
         if severe:
             why.append("severe or progressive motor deficit")
         if failed:
-            why.append(f"symptoms for {weeks(ev.days)} despite conservative care")
+            why.append(f"symptoms for {weeks(evidence.days)} despite conservative care")
         if compressive:
             why.append("the MRI shows a compressive lesion")
         spec = self.kit.spec("surgical-referral")
@@ -269,13 +275,13 @@ class L5Rules:
         urgent = severe or days >= self.w.conservative_max
         # Without a current MRI, order-select would answer a referral with "MRI first": so does this card.
         suggestion = (
-            self._suggest(ev, inp, "spine_referral", "", priority="urgent" if severe else "routine")
+            self._suggest(evidence, call, "spine_referral", "", priority="urgent" if severe else "routine")
             if mri
             else None
         )
         detail = spec.detail.format(
             why="; ".join(why),
-            emg=self.emg_line(ev, quotes),
+            emg=self.emg_line(evidence, quotes),
             mri=mri_text,
             mri_first="" if mri else spec.text["mri_first"],
         )
@@ -285,33 +291,33 @@ class L5Rules:
 
     # -- order-select ------------------------------------------------------------------------------------
 
-    def order_select(self, inp: HookInput) -> list[Card]:
-        ev = self.builder.build(inp)
+    def order_select(self, call: HookInput) -> list[Card]:
+        evidence = self.builder.build(call)
         quotes = Quotes()
-        red = self.red_flags(ev, inp)
+        red = self.red_flags(evidence, call)
         if red:
             return red  # an emergency: no routine documentation or timing advice next to it
         selected = [
             o
-            for o in inp.draft_orders
-            if o.get_resource_type() == "ServiceRequest" and f"ServiceRequest/{o.id}" in inp.selections
+            for o in call.draft_orders
+            if o.get_resource_type() == "ServiceRequest" and f"ServiceRequest/{o.id}" in call.selections
         ]
         kinds = {self._kind(o) for o in selected} - {None}
         cards: list[Card] = []
-        if "mri" in kinds and ev.emg:
-            cards.append(self._mri_documentation(ev, quotes))
+        if "mri" in kinds and evidence.emg:
+            cards.append(self._mri_documentation(evidence, quotes))
         if (
             "esi" in kinds
-            and ev.days is not None
-            and ev.days < self.w.conservative_min
-            and not ev.motor.severe
+            and evidence.days is not None
+            and evidence.days < self.w.conservative_min
+            and not evidence.motor.severe
         ):
             detail = self.kit.spec("esi-timing").detail.format(
-                duration=self.duration(ev, quotes), pt_status=self.pt_status(ev)
+                duration=self.duration(evidence, quotes), pt_status=self.pt_status(evidence)
             )
             cards.append(self.kit.card("esi-timing", "info", detail))
-        if "referral" in kinds and ev.emg and not ev.qualifying_mri():
-            cards.append(self._mri_before_surgery(ev, inp, quotes))
+        if "referral" in kinds and evidence.emg and not evidence.qualifying_mri():
+            cards.append(self._mri_before_surgery(evidence, call, quotes))
         return cards
 
     def _kind(self, order) -> str | None:
@@ -324,31 +330,31 @@ class L5Rules:
             return "referral"
         return None
 
-    def _mri_documentation(self, ev: PatientEvidence, quotes: Quotes) -> Card:
-        deficits = ev.within(ev.motor.new_deficits, self.w.new_deficit)
+    def _mri_documentation(self, evidence: PatientEvidence, quotes: Quotes) -> Card:
+        deficits = evidence.within(evidence.motor.new_deficits, self.w.new_deficit)
         neuro = "; ".join(f"{e.what} ({e.source()})" for e in deficits[:3]) or (
             f"none documented in the last {self.w.new_deficit} days"
         )
         detail = self.kit.spec("mri-documentation").detail.format(
-            emg=self.emg_line(ev, quotes),
-            duration=self.duration(ev, quotes),
+            emg=self.emg_line(evidence, quotes),
+            duration=self.duration(evidence, quotes),
             neuro=neuro,
-            pt_status=self.pt_status(ev),
+            pt_status=self.pt_status(evidence),
         )
         return self.kit.card("mri-documentation", "info", detail, overrides=None)
 
-    def _mri_before_surgery(self, ev: PatientEvidence, inp: HookInput, quotes: Quotes) -> Card:
-        mri = self._suggest(ev, inp, "mri_lumbar", "Order first:")
-        older = [m for m in ev.imaging.mri if not m.plexus]
+    def _mri_before_surgery(self, evidence: PatientEvidence, call: HookInput, quotes: Quotes) -> Card:
+        mri = self._suggest(evidence, call, "mri_lumbar", "Order first:")
+        older = [m for m in evidence.imaging.mri if not m.plexus]
         status = (
             f"the last one, {older[0].evidence.source()}, predates this episode or is over a year old"
             if older
             else "none on file"
         )
         detail = self.kit.spec("mri-before-surgery").detail.format(
-            emg=self.emg_line(ev, quotes),
+            emg=self.emg_line(evidence, quotes),
             mri_status=status,
-            incomplete=self.incomplete(ev, "DiagnosticReport", "DocumentReference"),
+            incomplete=self.incomplete(evidence, "DiagnosticReport", "DocumentReference"),
             mri_code=self.kit.order("mri_lumbar").code,
         )
         return self.kit.card("mri-before-surgery", "info", detail, [mri] if mri else [])
