@@ -7,7 +7,8 @@ directives keep templates legible and the stories true on any day:
 - `{$ago: P2W}` becomes `2026-11-08` (today minus an ISO 8601 duration: years, months, weeks, days);
   `{$ago: P2W, time: "16:30:00Z"}` becomes `2026-11-08T16:30:00Z`.
 - `{$base64: text}` becomes the base64 of the UTF-8 text, so report attachments stay readable.
-- `{$pdf: {binary: ID, text: ..., title: ...}}` as an attachment becomes `{contentType: application/pdf,
+- `{$pdf: {binary: ID, text: ..., title: ..., scanned: true}}` (scanned: an image of the page, no text
+  layer) as an attachment becomes `{contentType: application/pdf,
   url: Binary/ID}`, and the story gains a Binary ID holding the text as a PDF (generated with fpdf2), as an
   EHR stores an EMG machine's export: the service must fetch and read it (issue 14).
 
@@ -78,8 +79,8 @@ def materialize(value: Any, today: date) -> Any:
 
 def _pdf_spec(value: dict[str, Any]) -> dict[str, Any]:
     spec = value["$pdf"]
-    if len(value) != 1 or not isinstance(spec, dict) or set(spec) - {"binary", "text", "title"}:
-        raise ValueError(f"$pdf takes only {{binary, text, title}}: {value}")
+    if len(value) != 1 or not isinstance(spec, dict) or set(spec) - {"binary", "text", "title", "scanned"}:
+        raise ValueError(f"$pdf takes only {{binary, text, title, scanned}}: {value}")
     if not spec.get("binary") or not spec.get("text"):
         raise ValueError(f"$pdf needs a binary id and the report text: {value}")
     return spec
@@ -92,10 +93,12 @@ def pdf_binaries(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, dict):
         return []
     if "$pdf" in value:
-        from fhir_fixtures.report_files import pdf_report  # fpdf2: demo/test dependency, loaded on use
+        # fpdf2: a demo/test dependency, loaded on use
+        from fhir_fixtures.report_files import pdf_report, scanned_pdf_report
 
         spec = _pdf_spec(value)
-        data = base64.b64encode(pdf_report(str(spec["text"]))).decode("ascii")
+        make = scanned_pdf_report if spec.get("scanned") else pdf_report  # scanned: an image, no text layer
+        data = base64.b64encode(make(str(spec["text"]))).decode("ascii")
         return [
             {"resourceType": "Binary", "id": spec["binary"], "contentType": "application/pdf", "data": data}
         ]

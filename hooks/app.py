@@ -25,7 +25,7 @@ from hooks.common.knowledge_check import FileModels, installer
 SERVICE_PACKAGES = ("hooks.l5_radiculopathy", "hooks.emg_necessity")
 
 
-def _modules(packages: Iterable[str | ModuleType]) -> list[ModuleType]:
+def service_modules(packages: Iterable[str | ModuleType]) -> list[ModuleType]:
     return [importlib.import_module(p) if isinstance(p, str) else p for p in packages]
 
 
@@ -33,7 +33,7 @@ def services(settings: Settings, packages: Iterable[str | ModuleType] = SERVICE_
     """Every service of `packages`, with the knowledge files loaded, checked and compiled once."""
     context = ClinicalContext.load(settings.knowledge_dir)
     out: list[Service] = []
-    for module in _modules(packages):
+    for module in service_modules(packages):
         out.extend(module.declare(context))
     versions = dict(sorted(context.versions.items()))
     return [replace(s, knowledge=versions) for s in out]
@@ -42,7 +42,7 @@ def services(settings: Settings, packages: Iterable[str | ModuleType] = SERVICE_
 def knowledge_files(packages: Iterable[str | ModuleType] = SERVICE_PACKAGES) -> FileModels:
     """Every knowledge file this deployment reads, with the model that checks it."""
     files = dict(SHARED_KNOWLEDGE)
-    for module in _modules(packages):
+    for module in service_modules(packages):
         files.update(module.KNOWLEDGE)
     return files
 

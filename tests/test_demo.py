@@ -28,6 +28,7 @@ import pytest
 import requests
 from fhir.resources.R4B import get_fhir_model_class
 
+from cds.config import Settings
 from cds.validator import validate_response
 from demo.run import ROOT, DemoStack, auth_lines, port_is_free, service_env, start_stack
 from demo.stories import (
@@ -39,24 +40,15 @@ from demo.stories import (
     pdf_binaries,
     transaction,
 )
+from hooks.app import services
 from tests.builders import card_order, suggestion_codes
 
 STORIES = load_stories()
-# The service catalogue (README); the discovery test checks the running service serves exactly these.
-SERVICE_HOOKS = {
-    "l5-radiculopathy-patient-view": "patient-view",
-    "l5-radiculopathy-order-select": "order-select",
-    "emg-ncs-necessity-order-select": "order-select",
-    "emg-ncs-necessity-order-sign": "order-sign",
-}
-RULES = {
-    "l5-radiculopathy-patient-view": {
-        "red-flags", "motor-deficit", "mri", "conservative-care", "esi", "surgical-referral",
-    },
-    "l5-radiculopathy-order-select": {"red-flags", "mri-documentation", "esi-timing", "mri-before-surgery"},
-    "emg-ncs-necessity-order-select": {"emg-dx-mismatch", "emg-dx-link"},
-    "emg-ncs-necessity-order-sign": {"emg-dx-mismatch", "emg-dx-link"},
-}  # fmt: skip
+# The service catalogue, read from the registry (rule ids are declared once, on their service); the
+# discovery test checks the running service serves exactly these.
+DECLARED = services(Settings())
+SERVICE_HOOKS = {s.id: s.hook for s in DECLARED}
+RULES = {s.id: {r.id for r in s.rules} for s in DECLARED}
 # Where the service disagrees with the story's clinical expectation: reported, not bent to pass.
 # (story, service) pairs where the service is known to disagree with the story: none at present.
 KNOWN_DISAGREEMENTS: dict[tuple[str, str], str] = {}

@@ -34,8 +34,20 @@ class ReasonSpec(Strict):
     display: str
 
 
+class RuleDoc(Strict):
+    """What a CDS committee reads about the rule (docs/clinical-rules.md is generated from it)."""
+
+    trigger: str  # when the rule fires, in words
+    evidence: list[str]  # what it reads from the chart
+    windows: list[str] = []  # keys of knowledge/windows.yaml it uses (checked)
+    orders: list[str] = []  # keys of `orders` it may suggest (checked)
+    suggests: list[str] = []  # other suggestions, in words
+    tuning: list[str] = []  # knowledge files and keys that change its behaviour
+
+
 class CardText(Strict):
     enabled: bool = True  # a site may switch a card off (the rule then stays silent)
+    doc: RuleDoc | None = None
     summary: str
     detail: str
     source: str  # a key of `sources`: the guideline or policy the card follows
