@@ -50,6 +50,12 @@ class Outcome:
     request: HookRequest
 
 
+def _claimed_instance(body: Any) -> str | None:
+    """The hookInstance a body claims, for log correlation before it is validated (a string, bounded)."""
+    value = body.get("hookInstance") if isinstance(body, dict) else None
+    return value[:64] if isinstance(value, str) else None
+
+
 def _references(orders: Iterable[dict[str, Any]], fields: Iterable[str]) -> list[str]:
     refs = []
     for order in orders:
@@ -82,9 +88,12 @@ class Engine:
     def evaluate(self, service: Service, body: Any, caller: Caller | None = None) -> Outcome:
         """`caller` is the authenticated CDS client (None when auth is off)."""
         started = time.perf_counter()
-        request = parse_hook_request(body, service.hook, require_https=self.settings.profile == "prod")
-        fields: dict[str, Any] = {"hookInstance": request.hook_instance, "service": service.id}
+        fields: dict[str, Any] = {"hookInstance": _claimed_instance(body), "service": service.id}
         try:
+            # Inside the try: a request that fails validation is a rejected call and is logged as one.
+            request = parse_hook_request(body, service.hook, require_https=self.settings.profile == "prod")
+            for warning in request.warnings:
+                log(logger, logging.WARNING, "hook.accepted_with_warning", warning=warning, **fields)
             self.check_fhir_server(request, caller)
             self.check_prefetch_size(request)
             deadline = Deadline(self.settings.fhir_deadline_s)
@@ -109,9 +118,11 @@ class Engine:
                 "hook.rejected",
                 status=err.status,
                 reason=err.code,
+                message=err.message[:300],
                 **fields,
                 ms=round((time.perf_counter() - started) * 1000, 1),
             )
+            err.logged = True
             metrics.observe_hook(service.id, service.hook, time.perf_counter() - started, outcome="rejected")
             raise
         log(
