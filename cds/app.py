@@ -24,6 +24,7 @@ from cds.pipeline import Engine
 from cds.registry import Registry, Service
 from cds.request import HookError
 from cds.store import Store
+from cds.suppression import Suppressor
 from cds.web import State, error_body, resume_gc
 
 logger = logging.getLogger("cds.app")
@@ -73,7 +74,11 @@ def create_app(config: Settings | None, services: Iterable[Service]) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     # Feedback and the card audit; the store migrates its schema, close_all() flushes it at shutdown.
-    app.extensions["cds"] = State(settings, registry, engine, Store.from_settings(settings))
+    store = Store.from_settings(settings)
+    app.extensions["cds"] = State(settings, registry, engine, store)
+    engine.suppressor = Suppressor(
+        store, registry, timeout_s=settings.suppression_timeout_s, retry_s=settings.suppression_retry_s
+    )
     CORS(
         app,
         origins=settings.cors_origins,

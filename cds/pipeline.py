@@ -26,6 +26,7 @@ from cds.parse import ModelCache, dedupe, other_patient, parse_one, parse_resour
 from cds.prefetch import Status, classify, render, template_type
 from cds.registry import HookInput, Service
 from cds.request import HookError, HookRequest, parse_hook_request
+from cds.suppression import Suppressor, Withheld
 
 logger = logging.getLogger("cds.hook")
 _REF_PREFIX = "urn:uuid:"
@@ -48,6 +49,7 @@ class Outcome:
     body: dict[str, Any]
     cards: list[Card]
     request: HookRequest
+    withheld: list[Withheld] = field(default_factory=list)  # cards feedback silences (cds.suppression)
 
 
 def _claimed_instance(body: Any) -> str | None:
@@ -76,6 +78,8 @@ class Engine:
         self.guard = guard
         self.models = ModelCache(settings.parse_cache_entries)
         self.attachments = AttachmentStage(settings, fhir)
+        # Set by create_app when a store is configured; None (the offline `cds evaluate`) shows every card.
+        self.suppressor: Suppressor | None = None
 
     @property
     def zone(self) -> tzinfo:
@@ -110,6 +114,12 @@ class Engine:
             if undeclared:  # a rule the service does not declare: a bug, never shown to a clinician
                 log(logger, logging.ERROR, "hook.undeclared_rule", service=service.id, cards=undeclared)
                 raise RuntimeError(f"{service.id} returned undeclared rules {undeclared}")
+            withheld: list[Withheld] = []
+            suppression = "off"
+            if self.suppressor is not None and cards:
+                cards, withheld, suppression = self.suppressor.withhold(
+                    service, self.hasher(request.patient_id), cards, [*gathered.raws, *request.draft_orders]
+                )
             body_out = Response(cards=cards).to_json()
         except HookError as err:
             log(
@@ -135,6 +145,8 @@ class Engine:
             cards=len(cards),
             rules=[c.rule for c in cards],
             indicators=[c.indicator for c in cards],
+            suppressed=[w.card.rule for w in withheld],
+            suppression=suppression,
             skipped_invalid=dict(hook_input.skipped),
             unresolved=len(gathered.unresolved),
             degraded=gathered.degraded,
@@ -149,7 +161,7 @@ class Engine:
             prefetch_status=gathered.prefetch_status,
             cards=cards,
         )
-        return Outcome(body_out, cards, request)
+        return Outcome(body_out, cards, request, withheld)
 
     # -- stage 2: prefetch or FHIR fetch ---------------------------------------------------------
 

@@ -206,6 +206,7 @@ def test_report_and_db_commands(app, client, db_url, monkeypatch, capsys):
             "shown": 4,
             "accepted": 1,
             "overridden": 2,
+            "suppressed": 0,
             "override_reasons": {"dup": 2},
         }
     ]

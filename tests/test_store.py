@@ -229,6 +229,7 @@ def test_report_counts_cards_and_reasons(store):
         "shown": 5,
         "accepted": 3,
         "overridden": 1,
+        "suppressed": 0,
         "override_reasons": {"not-indicated": 1},
     }
     assert recent["rule-a"].shown == 4 and recent["rule-a"].accepted == 2
@@ -241,7 +242,7 @@ def test_report_counts_cards_and_reasons(store):
         {"rule": "rule-b", "day": "2026-01-16", "shown": 2, "accepted": 0, "overridden": 2},
     ]
     assert [(r["code"], r["count"]) for r in top] == [("already-done", 2), ("not-indicated", 1)]
-    assert totals == {"shown": 7, "feedback": 8, "unknown_card_feedback": 0}
+    assert totals == {"shown": 7, "feedback": 8, "unknown_card_feedback": 0, "suppressed": 0}
 
 
 def test_prune_deletes_only_old_rows(store):
