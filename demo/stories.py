@@ -152,10 +152,16 @@ class Story:
 
     def sandbox_url(self, fhir_base: str, discovery_url: str, sandbox: str = SANDBOX) -> str | None:
         """The sandbox's patient-view screen on this patient, our FHIR server and our discovery endpoint;
-        None for a story about an order hook, which the sandbox cannot send (see `sandbox_order_url`)."""
+        None for a story about an order hook, which the sandbox cannot send (see `sandbox_order_url`).
+
+        The screen and hook are spelled out: the sandbox remembers the last ones in localStorage, so a link
+        without them opens the PAMA screen again after a PAMA link was followed.
+        """
         if self.screen != "patient-view":
             return None
-        return _sandbox_link(sandbox, fhir_base, self.patient_id, discovery_url)
+        return sandbox_link(
+            sandbox, fhir_base, self.patient_id, discovery_url, screen="patient-view", hook="patient-view"
+        )
 
     def sandbox_order_url(self, fhir_base: str, discovery_url: str, sandbox: str = SANDBOX) -> str | None:
         """The sandbox's order screen (PAMA) on this patient, for a story whose order can be picked there.
@@ -166,12 +172,12 @@ class Story:
         """
         if not self.sandbox_order:
             return None
-        return _sandbox_link(
+        return sandbox_link(
             sandbox, fhir_base, self.patient_id, discovery_url, screen="pama", hook="order-select"
         )
 
 
-def _sandbox_link(sandbox: str, fhir_base: str, patient_id: str, discovery_url: str, **screen: str) -> str:
+def sandbox_link(sandbox: str, fhir_base: str, patient_id: str, discovery_url: str, **screen: str) -> str:
     params = {"fhirServiceUrl": fhir_base, "patientId": patient_id, "serviceDiscoveryURL": discovery_url}
     return f"{sandbox}?{urlencode({**params, **screen}, safe=':/')}"
 
