@@ -191,11 +191,20 @@ def _story_order(crd_run: CrdRun, n: int, story: Any, order: dict[str, Any]) -> 
     sent = call.json() or {}
     body = call.response_json() or {}
     rules = [c.get("source", {}).get("topic", {}).get("code") for c in body.get("cards", [])]
-    expected = sorted(
-        {c.rule for c in story.expect.get(SIGN, ()) if c.order in (None, f"ServiceRequest/{order['id']}")}
-    )
+    # One card per decision: whichever of the story's orders is sent alone gets the story's card.
+    expected = sorted({c.rule for c in story.expect.get(SIGN, ())})
     auth = sent.get("fhirAuthorization")
     ok = call.status == 200 and sorted(set(rules)) == expected
+    # The generator sends one order per call: its sibling drafts of the same encounter, read from the
+    # chart, must still be counted (the card names them).
+    siblings = [
+        code_of(o)
+        for o in draft_orders(crd_run.stack.fhir.base_url, story.patient_id)
+        if o["id"] != order["id"]
+    ]
+    details_text = " ".join(c.get("detail", "") for c in body.get("cards", []))
+    counted = [c for c in siblings if c in details_text]
+    ok = ok and (not body.get("cards") or counted == siblings)
     drafts = len(sent["context"]["draftOrders"]["entry"])
     token = json.dumps((auth or {}).get("access_token"))
     seen = (
@@ -203,6 +212,7 @@ def _story_order(crd_run: CrdRun, n: int, story: Any, order: dict[str, Any]) -> 
         f"access_token {token}, encounterId {sent['context'].get('encounterId')!r}, prefetch keys "
         f"{sorted(sent.get('prefetch') or {})}; {call.status}; page shows {titles}; rules {rules or 'none'} "
         f"(story expects {expected or 'none'})"
+        + (f"; the card counts the sibling draft(s) {counted} of the same encounter" if siblings else "")
     )
     details = [f"{c['summary']}\n{c.get('detail', '')}" for c in body.get("cards", [])]
     return Check(name, ok, seen, crd_run.shot(f"crd-{n:02d}-{code}.png"), details)
