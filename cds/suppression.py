@@ -14,7 +14,7 @@ knowledge files by the clinical package):
 
 Identity is the keyed patient hash of the audit and the rule id (`source.topic` code); the facts are the
 audit and feedback rows in the shared database, so every worker and pod sees the same suppressions. The
-hook path never waits on the database for long: the lookup runs on its own thread with a timeout,
+hook path never waits on the database for long: the lookup runs on a few daemon threads with a timeout,
 and a slow or failing database shows the cards (fail open), logs `suppression.unavailable` and is not
 asked again for `retry_s` (a circuit breaker), so an outage costs one timeout, not one per call.
 """
@@ -22,6 +22,8 @@ asked again for `retry_s` (a circuit breaker), so an outage costs one timeout, n
 from __future__ import annotations
 
 import logging
+import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -36,7 +38,7 @@ from cds.logs import log
 from cds.registry import Registry, Service
 from cds.store import Store
 from cds.store.core import utcnow
-from cds.store.suppression import FeedbackFact, feedback_on_patient
+from cds.store.suppression import FeedbackFact, feedback_on_patient, lookup_connection
 
 logger = logging.getLogger("cds.suppression")
 _NOT_SHOWN = "entered-in-error"  # an order recorded in error was never placed
@@ -118,6 +120,7 @@ class Suppressor:
         self.retry_s = retry_s
         self.clock = clock  # naive UTC, like every stored time
         self._open_until = 0.0  # monotonic time before which the database is not asked (breaker open)
+        self._pool = DaemonPool()
 
     @property
     def horizon_days(self) -> int:
@@ -161,27 +164,15 @@ class Suppressor:
     # -- the bounded, fail-open lookup -------------------------------------------------------------
 
     def _query(self, patient_hash: str, rules: list[str], since: datetime) -> list[FeedbackFact]:
-        with self.store.read() as conn:
-            return feedback_on_patient(conn, patient_hash, rules, since, int(self.timeout_s * 1000) + 50)
+        with lookup_connection(self.store.engine) as conn:
+            return feedback_on_patient(conn, patient_hash, rules, since)
 
     def _lookup(self, patient_hash: str, rules: list[str], since: datetime) -> list[FeedbackFact] | None:
-        """The query on a daemon thread, waited for at most `timeout_s`. A daemon thread, not a pool: one
-        stuck on a black-holed connection must not hold up the process's exit, and the breaker makes sure
-        there is at most one such thread per `retry_s`."""
+        """The query on the lookup threads, waited for at most `timeout_s`; None when the database is slow,
+        failing, or left alone after a failure (the breaker)."""
         if time.monotonic() < self._open_until:
             return None
-        result: list[Any] = []
-        done = threading.Event()
-
-        def run() -> None:
-            try:
-                result.append(self._query(patient_hash, rules, since))
-            except Exception as exc:  # noqa: BLE001 - reported below, on the caller's thread
-                result.append(exc)
-            finally:
-                done.set()
-
-        threading.Thread(target=run, name="suppression-lookup", daemon=True).start()
+        done, result = self._pool.submit(lambda: self._query(patient_hash, rules, since))
         if not done.wait(self.timeout_s):
             reason = "timeout"
         elif isinstance(result[0], SQLAlchemyError | OSError):
@@ -193,3 +184,55 @@ class Suppressor:
         self._open_until = time.monotonic() + self.retry_s
         log(logger, logging.WARNING, "suppression.unavailable", reason=reason, retry_in_s=self.retry_s)
         return None
+
+
+class DaemonPool:
+    """A few long-lived daemon threads that run the lookups.
+
+    Long-lived: starting a thread per call cost about 1 ms more of GIL hand-offs than handing the query to
+    a waiting thread (benchmarks/suppression_overhead.py). Daemon: a thread stuck on a black-holed
+    connection never holds up the process's exit, and the breaker sends it at most one more job per
+    `retry_s`. Fork-aware: a forked gunicorn worker inherits no threads, so it starts its own.
+    """
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], list[Any], threading.Event]] = (
+            queue.SimpleQueue()
+        )
+        self._threads = 0
+        self._idle = 0
+
+    def submit(self, job: Callable[[], Any]) -> tuple[threading.Event, list[Any]]:
+        """Run `job` on a pool thread; the event is set once the list holds its result or exception."""
+        result: list[Any] = []
+        done = threading.Event()
+        with self._lock:
+            if self._pid != os.getpid():
+                self._reset()
+            if self._idle == 0 and self._threads < self.size:
+                self._threads += 1
+                threading.Thread(
+                    target=self._work, args=(self._jobs,), name="suppression-lookup", daemon=True
+                ).start()
+            self._jobs.put((job, result, done))
+        return done, result
+
+    def _work(self, jobs: queue.SimpleQueue[tuple[Callable[[], Any], list[Any], threading.Event]]) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            job, result, done = jobs.get()
+            with self._lock:
+                self._idle -= 1
+            try:
+                result.append(job())
+            except Exception as exc:  # noqa: BLE001 - handed to the caller, who decides
+                result.append(exc)
+            finally:
+                done.set()

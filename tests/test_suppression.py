@@ -7,6 +7,7 @@ Every test runs on SQLite and on the real PostgreSQL; "two workers" are two apps
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from cds.registry import Rule, Service
 from cds.store import Store
 from cds.store.core import utcnow
 from cds.store.schema import suppressed_cards
-from cds.suppression import Suppressor, chart_shows
+from cds.suppression import DaemonPool, Suppressor, chart_shows
 from cds.web import get_store, state
 from hooks.app import create_app as clinical_app
 from hooks.app import main as hooks_main
@@ -396,3 +397,16 @@ def test_shipped_defaults_are_documented_30_days_and_red_flags_never():
         assert declared[sid].never_suppress == frozenset({"red-flags"})
     for s in declared.values():
         assert s.suppress_accepted_days == 30
+
+
+def test_the_lookup_threads_start_again_in_a_forked_worker():
+    """gunicorn forks its workers after the app is built: a child inherits the pool, not its threads."""
+    pool = DaemonPool(size=1)
+    done, result = pool.submit(lambda: "parent")
+    assert done.wait(5) and result == ["parent"]
+    pid = os.fork()
+    if pid == 0:  # the child: its lookups must still run
+        done, result = pool.submit(lambda: "child")
+        os._exit(0 if done.wait(5) and result == ["child"] else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

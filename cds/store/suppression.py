@@ -15,7 +15,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cds.store import db
 from cds.store.schema import feedback, served_cards
 
 
@@ -36,16 +35,9 @@ class FeedbackFact:
 
 
 def feedback_on_patient(
-    conn: sa.Connection,
-    patient_hash: str,
-    rules: Sequence[str],
-    since: datetime,
-    statement_timeout_ms: int | None = None,
+    conn: sa.Connection, patient_hash: str, rules: Sequence[str], since: datetime
 ) -> list[FeedbackFact]:
     """Feedback received since `since` on cards of these rules served for this patient (index-backed)."""
-    if statement_timeout_ms and db.is_postgres(conn):
-        # The caller stops waiting at its own timeout; this makes the server stop working too.
-        conn.execute(sa.text(f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}"))
     s, f = served_cards, feedback
     rows = conn.execute(
         sa.select(
@@ -78,3 +70,12 @@ def feedback_on_patient(
         )
         for r in rows
     ]
+
+
+def lookup_connection(store_engine: sa.Engine) -> sa.Connection:
+    """A connection for one read on the hook path: on PostgreSQL in autocommit, which spares the BEGIN and
+    ROLLBACK round trips of a transaction (one SELECT needs none); on SQLite the store's deferred reader."""
+    conn = store_engine.connect()
+    if conn.dialect.name == "postgresql":
+        return conn.execution_options(isolation_level="AUTOCOMMIT")
+    return conn.execution_options(readonly=True)
