@@ -170,6 +170,7 @@ def run(stack: DemoStack, crd: Path, out: Path, work: Path) -> list[Check]:
                 continue
             for order in draft_orders(stack.fhir.base_url, story.patient_id):
                 checks.append(_story_order(crd_run, n, story, order))
+        checks.append(_delete_suggestion(crd_run, stack))
         checks.append(_apply_suggestion(crd_run, stack))
     finally:
         crd_run.driver.quit()
@@ -251,3 +252,32 @@ def _apply_suggestion(crd_run: CrdRun, stack: DemoStack) -> Check:
         f"resubmitted, the order gets {len(again.response_json()['cards'])} card(s): {titles}"
     )
     return Check(name, ok, seen, crd_run.shot("crd-after-suggestion.png"))
+
+
+def _delete_suggestion(crd_run: CrdRun, stack: DemoStack) -> Check:
+    """Story 6's removal suggestion: CDS Hooks 2.0 deletes name `resourceId`; the generator reads
+    `action.resource` (1.0), so it fails and the orders stay. Recorded, not ours to fix."""
+    story = next(s for s in stack.stories if s.screen == "order-sign")
+    orders = draft_orders(stack.fhir.base_url, story.patient_id)
+    name = "CRD generator: a delete suggestion (CDS Hooks 2.0 resourceId)"
+    try:
+        call, _titles = crd_run.submit(story.patient_id, code_of(orders[0]))
+        card = call.response_json()["cards"][0]
+        remove = next(s for s in card["suggestions"] if all(a["type"] == "delete" for a in s["actions"]))
+        crd_run.driver.get_log("browser")
+        crd_run.button(remove["label"].upper()).click()
+        errors = wait_until(
+            lambda: [e["message"] for e in crd_run.driver.get_log("browser") if e["level"] == "SEVERE"],
+            10,
+            "a result",
+        )
+    except Exception as exc:  # noqa: BLE001
+        return Check(name, False, f"{type(exc).__name__}: {exc}")
+    left = {o["id"] for o in draft_orders(stack.fhir.base_url, story.patient_id)}
+    kept = left == {o["id"] for o in orders}
+    seen = (
+        f"'{remove['label']}' sends {[a['resourceId'] for a in remove['actions']]} as resourceId (2.0); "
+        f"the generator reads action.resource and fails ({errors[0].split(' ', 2)[-1][:120]}); "
+        f"the draft orders {'stay on the FHIR server' if kept else 'were deleted'}"
+    )
+    return Check(name, kept and any("TypeError" in e for e in errors), seen)

@@ -251,8 +251,8 @@ def banner(stack: DemoStack) -> list[str]:
                 )
             if story.screen != "patient-view":
                 lines.append(
-                    f"   or in the Da Vinci CRD Request Generator: patient {story.patient_id}, any of its draft "
-                    "ServiceRequests (README 'A second client')"
+                    f"   or in the Da Vinci CRD Request Generator: patient {story.patient_id}, any of its "
+                    "draft ServiceRequests (README 'A second client')"
                 )
     lines += ["", "Ctrl-C stops the FHIR server and the service."]
     return lines
