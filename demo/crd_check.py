@@ -209,7 +209,8 @@ def _story_order(crd_run: CrdRun, n: int, story: Any, order: dict[str, Any]) -> 
     drafts = len(sent["context"]["draftOrders"]["entry"])
     token = json.dumps((auth or {}).get("access_token"))
     seen = (
-        f"{story.patient_id} {code}: sent {sent.get('hook')} with {drafts} draft order(s), fhirAuthorization "
+        f"{story.patient_id} {code}: sent {sent.get('hook')} (hookInstance {sent.get('hookInstance')}) with "
+        f"{drafts} draft order(s), fhirAuthorization "
         f"access_token {token}, encounterId {sent['context'].get('encounterId')!r}, prefetch keys "
         f"{sorted(sent.get('prefetch') or {})}; {call.status}; page shows {titles}; rules {rules or 'none'} "
         f"(story expects {expected or 'none'})"
