@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import secrets
 import signal
@@ -17,10 +18,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from werkzeug.serving import run_simple
+from werkzeug.serving import WSGIRequestHandler, run_simple
 
 from cds.app import create_app
 from cds.config import Settings, StartupError
+from cds.logs import log
 from cds.registry import Registry, Service
 from cds.request import HookError
 from cds.store import close_all
@@ -29,6 +31,31 @@ from cds.store.commands import add_commands
 ServicesFactory = Callable[[Settings], list[Service]]
 # A sub-command contributed by the caller: registers itself on the sub-parsers, sets `func`.
 CommandInstaller = Callable[[Any, Callable[..., Settings]], None]
+
+
+class AccessLogHandler(WSGIRequestHandler):
+    """werkzeug's access line is free text with ANSI colours; ours is a JSON line like every other.
+
+    The path is logged without its query string, which may carry search parameters.
+    """
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        path = getattr(self, "path", "").split("?", 1)[0]
+        log(
+            logging.getLogger("cds.http"),
+            logging.INFO,
+            "http.access",
+            method=getattr(self, "command", None),
+            path=path[:200],
+            status=int(code) if str(code).isdigit() else str(code),
+            bytes=int(size) if str(size).isdigit() else None,
+        )
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        level = logging.ERROR if type == "error" else logging.INFO
+        log(
+            logging.getLogger("cds.http"), level, "http.server", message=(message % args if args else message)
+        )
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
@@ -50,7 +77,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # SIGTERM is a graceful stop: unwind run_simple, then flush the queued card audit before exiting.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        run_simple(settings.host, settings.port, app, threaded=True, use_reloader=False)
+        run_simple(
+            settings.host,
+            settings.port,
+            app,
+            threaded=True,
+            use_reloader=False,
+            request_handler=AccessLogHandler,
+        )
     finally:
         close_all()
     return 0

@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     database_url: str | None = None
     audit_queue_max: int = 10_000  # card audit rows waiting for the background writer
     audit_batch_max: int = 500  # rows per audit insert
+    # Suppression lookup on the hook path (cds.suppression): the longest it may take before the cards are
+    # shown anyway, and how long the database is then left alone.
+    suppression_timeout_s: float = 0.25
+    suppression_retry_s: float = 10.0
 
     @field_validator("cors_origins", "aud_aliases", "jwt_algorithms", "fhir_allowed_hosts", mode="before")
     @classmethod

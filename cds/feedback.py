@@ -57,8 +57,19 @@ def receive(service_id: str):
     errors = validate_feedback(body) or _limits(body["feedback"])
     if errors:
         more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-        log(logger, logging.WARNING, "feedback.rejected", service=service_id, errors=len(errors))
-        raise HookError(400, "; ".join(errors[:5]) + more, code="invalid-feedback")
+        err = HookError(400, "; ".join(errors[:5]) + more, code="invalid-feedback")
+        log(
+            logger,
+            logging.WARNING,
+            "feedback.rejected",
+            status=400,
+            reason=err.code,
+            message=err.message[:300],
+            errors=len(errors),
+            service=service_id,
+        )
+        err.logged = True
+        raise err
     try:
         result = store.save_feedback(service_id, body["feedback"])
     except SQLAlchemyError as exc:

@@ -24,6 +24,21 @@ _SECRETS = [
 ]
 
 
+# Terminal colour codes (werkzeug colours its start-up and access lines): a JSON log line is read by
+# machines, and an escape sequence in it is noise at best.
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, str):
+        return _ANSI.sub("", value) if "\x1b" in value else value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
 def scrub(text: str) -> str:
     for pattern in _SECRETS:
         text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "[REDACTED]", text)
@@ -56,7 +71,7 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         if record.exc_info and record.exc_info[0] is not None:
             entry["error_type"] = record.exc_info[0].__name__
-        return scrub(json.dumps(entry, default=str, separators=(",", ":")))
+        return scrub(json.dumps(_plain(entry), default=str, separators=(",", ":")))
 
 
 class StdoutHandler(logging.StreamHandler):

@@ -26,6 +26,7 @@ from cds.parse import ModelCache, dedupe, other_patient, parse_one, parse_resour
 from cds.prefetch import Status, classify, render, template_type
 from cds.registry import HookInput, Service
 from cds.request import HookError, HookRequest, parse_hook_request
+from cds.suppression import Suppressor, Withheld
 
 logger = logging.getLogger("cds.hook")
 _REF_PREFIX = "urn:uuid:"
@@ -48,6 +49,13 @@ class Outcome:
     body: dict[str, Any]
     cards: list[Card]
     request: HookRequest
+    withheld: list[Withheld] = field(default_factory=list)  # cards feedback silences (cds.suppression)
+
+
+def _claimed_instance(body: Any) -> str | None:
+    """The hookInstance a body claims, for log correlation before it is validated (a string, bounded)."""
+    value = body.get("hookInstance") if isinstance(body, dict) else None
+    return value[:64] if isinstance(value, str) else None
 
 
 def _references(orders: Iterable[dict[str, Any]], fields: Iterable[str]) -> list[str]:
@@ -70,6 +78,8 @@ class Engine:
         self.guard = guard
         self.models = ModelCache(settings.parse_cache_entries)
         self.attachments = AttachmentStage(settings, fhir)
+        # Set by create_app when a store is configured; None (the offline `cds evaluate`) shows every card.
+        self.suppressor: Suppressor | None = None
 
     @property
     def zone(self) -> tzinfo:
@@ -82,9 +92,12 @@ class Engine:
     def evaluate(self, service: Service, body: Any, caller: Caller | None = None) -> Outcome:
         """`caller` is the authenticated CDS client (None when auth is off)."""
         started = time.perf_counter()
-        request = parse_hook_request(body, service.hook, require_https=self.settings.profile == "prod")
-        fields: dict[str, Any] = {"hookInstance": request.hook_instance, "service": service.id}
+        fields: dict[str, Any] = {"hookInstance": _claimed_instance(body), "service": service.id}
         try:
+            # Inside the try: a request that fails validation is a rejected call and is logged as one.
+            request = parse_hook_request(body, service.hook, require_https=self.settings.profile == "prod")
+            for warning in request.warnings:
+                log(logger, logging.WARNING, "hook.accepted_with_warning", warning=warning, **fields)
             self.check_fhir_server(request, caller)
             self.check_prefetch_size(request)
             deadline = Deadline(self.settings.fhir_deadline_s)
@@ -101,6 +114,12 @@ class Engine:
             if undeclared:  # a rule the service does not declare: a bug, never shown to a clinician
                 log(logger, logging.ERROR, "hook.undeclared_rule", service=service.id, cards=undeclared)
                 raise RuntimeError(f"{service.id} returned undeclared rules {undeclared}")
+            withheld: list[Withheld] = []
+            suppression = "off"
+            if self.suppressor is not None and cards:
+                cards, withheld, suppression = self.suppressor.withhold(
+                    service, self.hasher(request.patient_id), cards, [*gathered.raws, *request.draft_orders]
+                )
             body_out = Response(cards=cards).to_json()
         except HookError as err:
             log(
@@ -109,9 +128,11 @@ class Engine:
                 "hook.rejected",
                 status=err.status,
                 reason=err.code,
+                message=err.message[:300],
                 **fields,
                 ms=round((time.perf_counter() - started) * 1000, 1),
             )
+            err.logged = True
             metrics.observe_hook(service.id, service.hook, time.perf_counter() - started, outcome="rejected")
             raise
         log(
@@ -124,6 +145,8 @@ class Engine:
             cards=len(cards),
             rules=[c.rule for c in cards],
             indicators=[c.indicator for c in cards],
+            suppressed=[w.card.rule for w in withheld],
+            suppression=suppression,
             skipped_invalid=dict(hook_input.skipped),
             unresolved=len(gathered.unresolved),
             degraded=gathered.degraded,
@@ -138,7 +161,7 @@ class Engine:
             prefetch_status=gathered.prefetch_status,
             cards=cards,
         )
-        return Outcome(body_out, cards, request)
+        return Outcome(body_out, cards, request, withheld)
 
     # -- stage 2: prefetch or FHIR fetch ---------------------------------------------------------
 

@@ -103,6 +103,12 @@ class Service:
     optional_prefetch: frozenset[str] = frozenset()
     rules: tuple[Rule, ...] = ()  # every rule the handler may fire; empty = undeclared (test services)
     knowledge: Mapping[str, str] = field(default_factory=dict)  # knowledge file -> version (for /readyz)
+    # Suppression (cds.suppression), a site setting kept in the knowledge files: override reason code ->
+    # days the same rule stays silent for the patient; days an accepted order suggestion silences it (until
+    # the chart shows the order); rule ids that are never silenced. Empty: feedback silences nothing.
+    suppress_after: Mapping[str, int] = field(default_factory=dict)
+    suppress_accepted_days: int | None = None
+    never_suppress: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.hook not in SUPPORTED_HOOKS:
@@ -115,6 +121,12 @@ class Service:
         ids = [r.id for r in self.rules]
         if len(ids) != len(set(ids)):
             raise ValueError(f"service {self.id}: a rule id is declared twice")
+        periods = [*self.suppress_after.values(), self.suppress_accepted_days or 0]
+        if any(not isinstance(d, int) or isinstance(d, bool) or d < 0 for d in periods):
+            raise ValueError(f"service {self.id}: suppression periods are whole days, zero or more")
+        if self.rules and set(self.never_suppress) - set(ids):
+            unknown = sorted(set(self.never_suppress) - set(ids))
+            raise ValueError(f"service {self.id}: never_suppress names undeclared rules {unknown}")
 
     def rule(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)

@@ -21,6 +21,7 @@ class HookError(Exception):
         self.status = status
         self.message = message
         self.code = code
+        self.logged = False  # set once `hook.rejected` / `feedback.rejected` was written for it
 
 
 _REF = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
@@ -68,6 +69,8 @@ class HookRequest:
     # Non-order resources an EHR put in draftOrders (a Condition the order's reasonReference points at,
     # say): never judged as orders, but references resolve to them.
     draft_extras: list[dict[str, Any]] = field(default_factory=list)
+    # Harmless oddities of real clients that were accepted, for the pipeline to log (e.g. a blank token).
+    warnings: tuple[str, ...] = ()
 
     @property
     def patient_id(self) -> str:
@@ -102,8 +105,20 @@ def _fhir_server(value: str | None, require_https: bool) -> str | None:
     return value
 
 
+BLANK_TOKEN = "fhirAuthorization-blank-access-token"
+
+
+def _blank_token(value: Any) -> bool:
+    """A real client (the Da Vinci CRD Request Generator) sends `fhirAuthorization` with an empty or
+    absent `access_token` when its FHIR server is open. That grants nothing, so it means no authorization."""
+    return isinstance(value, dict) and (
+        value.get("access_token") is None
+        or (isinstance(value["access_token"], str) and not value["access_token"].strip())
+    )
+
+
 def _authorization(value: Any) -> FhirAuthorization | None:
-    if value is None:
+    if value is None or _blank_token(value):
         return None
     if not isinstance(value, dict):
         raise _fail("fhirAuthorization must be an object")
@@ -192,7 +207,9 @@ def parse_hook_request(body: Any, expected_hook: str, *, require_https: bool = F
     except ValueError as exc:
         raise _fail("hookInstance must be a UUID") from exc
     fhir_server = _fhir_server(_string(body, "fhirServer", "request", required=False), require_https)
-    authorization = _authorization(body.get("fhirAuthorization"))
+    raw_authorization = body.get("fhirAuthorization")
+    authorization = _authorization(raw_authorization)
+    warnings = (BLANK_TOKEN,) if _blank_token(raw_authorization) else ()
     if authorization and not fhir_server:
         raise _fail("fhirServer is required when fhirAuthorization is present")
     context, orders, extras, selections = _context(hook, body.get("context"))
@@ -216,4 +233,5 @@ def parse_hook_request(body: Any, expected_hook: str, *, require_https: bool = F
         draft_orders=orders,
         selections=selections,
         draft_extras=extras,
+        warnings=warnings,
     )

@@ -121,7 +121,7 @@ class Story:
     key: str  # template file stem, e.g. "01-l5-no-mri"
     patient_id: str
     title: str  # the one line `make demo` prints
-    screen: str  # the sandbox screen the link opens: patient-view, order-select or order-sign
+    screen: str  # the hook the story is about: patient-view, order-select or order-sign
     sandbox_order: str | None  # what to pick on the sandbox's PAMA (order) screen, and what it shows
     sandbox_gap: str | None  # why the sandbox cannot send this story's order (then it is replayed)
     expect: dict[str, tuple[ExpectedCard, ...]]  # service id -> cards; a service not named returns none
@@ -153,16 +153,36 @@ class Story:
         """Draft orders a replayed order hook carries in draftOrders, not read from the chart."""
         return [r for r in self.resources(today) if self._being_written(r)]
 
-    def sandbox_url(self, fhir_base: str, discovery_url: str) -> str:
-        """A link that opens the sandbox on this patient, our FHIR server and our discovery endpoint."""
-        params = {
-            "fhirServiceUrl": fhir_base,
-            "patientId": self.patient_id,
-            "serviceDiscoveryURL": discovery_url,
-        }
+    def sandbox_url(self, fhir_base: str, discovery_url: str, sandbox: str = SANDBOX) -> str | None:
+        """The sandbox's patient-view screen on this patient, our FHIR server and our discovery endpoint;
+        None for a story about an order hook, which the sandbox cannot send (see `sandbox_order_url`).
+
+        The screen and hook are spelled out: the sandbox remembers the last ones in localStorage, so a link
+        without them opens the PAMA screen again after a PAMA link was followed.
+        """
         if self.screen != "patient-view":
-            params |= {"screen": "pama", "hook": self.screen}
-        return f"{SANDBOX}?{urlencode(params, safe=':/')}"
+            return None
+        return sandbox_link(
+            sandbox, fhir_base, self.patient_id, discovery_url, screen="patient-view", hook="patient-view"
+        )
+
+    def sandbox_order_url(self, fhir_base: str, discovery_url: str, sandbox: str = SANDBOX) -> str | None:
+        """The sandbox's order screen (PAMA) on this patient, for a story whose order can be picked there.
+
+        PAMA calls only the order-select services: it has no sign button, and the `hook` query parameter
+        merely renames the hook in every request body, so `hook=order-sign` sends order-sign to the
+        order-select services, which answer 400. The link therefore always says `hook=order-select`.
+        """
+        if not self.sandbox_order:
+            return None
+        return sandbox_link(
+            sandbox, fhir_base, self.patient_id, discovery_url, screen="pama", hook="order-select"
+        )
+
+
+def sandbox_link(sandbox: str, fhir_base: str, patient_id: str, discovery_url: str, **screen: str) -> str:
+    params = {"fhirServiceUrl": fhir_base, "patientId": patient_id, "serviceDiscoveryURL": discovery_url}
+    return f"{sandbox}?{urlencode({**params, **screen}, safe=':/')}"
 
 
 def _expected(raw: dict[str, Any], where: str) -> dict[str, tuple[ExpectedCard, ...]]:

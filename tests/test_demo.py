@@ -146,18 +146,51 @@ def test_stories_cover_the_issue_and_name_real_rules() -> None:
 
 
 def test_sandbox_links_open_the_right_screen() -> None:
+    """The sandbox sends the URL's `hook` to every service its screen triggers: the patient-view screen
+    triggers the patient-view services, PAMA only the order-select ones (it has no sign button). So a link
+    may only name the hook its screen's services are registered for, and order-hook stories (EMG/NCS
+    orders, which PAMA cannot pick) get no link but a replay."""
+    fhir, discovery = "http://127.0.0.1:8103/fhir", "http://127.0.0.1:8080/cds-services"
+    triggered = {"patient-view": "patient-view", "pama": "order-select"}
     for story in STORIES:
-        url = story.sandbox_url("http://127.0.0.1:8103/fhir", "http://127.0.0.1:8080/cds-services")
-        parts = urlsplit(url)
-        assert f"{parts.scheme}://{parts.netloc}{parts.path}" == "https://sandbox.cds-hooks.org/"
-        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        assert query["fhirServiceUrl"] == "http://127.0.0.1:8103/fhir"
-        assert query["patientId"] == story.patient_id
-        assert query["serviceDiscoveryURL"] == "http://127.0.0.1:8080/cds-services"
-        if story.screen == "patient-view":
-            assert "screen" not in query and "hook" not in query
-        else:
-            assert (query["screen"], query["hook"]) == ("pama", story.screen)
+        links = [story.sandbox_url(fhir, discovery), story.sandbox_order_url(fhir, discovery)]
+        if story.screen != "patient-view":
+            assert links[0] is None and story.sandbox_gap, story.key
+        for url in filter(None, links):
+            parts = urlsplit(url)
+            assert f"{parts.scheme}://{parts.netloc}{parts.path}" == "https://sandbox.cds-hooks.org/"
+            query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+            assert query["fhirServiceUrl"] == fhir and query["serviceDiscoveryURL"] == discovery
+            assert query["patientId"] == story.patient_id
+            screen = query.get("screen", "patient-view")
+            assert query.get("hook", triggered[screen]) == triggered[screen], (story.key, url)
+        assert (links[1] is None) == (story.sandbox_order is None), story.key
+    local = STORIES[0].sandbox_url(fhir, discovery, sandbox="http://127.0.0.1:3001/")
+    assert local and local.startswith("http://127.0.0.1:3001/?fhirServiceUrl=")
+
+
+def test_every_coding_in_the_demo_data_has_a_display() -> None:
+    """Clients show a coding's display (the CRD Request Generator shows "Unknown" without one), and our
+    update suggestions echo the order's codings back."""
+
+    def codings(value: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        if isinstance(value, dict):
+            if "system" in value and "code" in value and "value" not in value:  # a Quantity has no display
+                yield path, value
+            for key, item in value.items():
+                yield from codings(item, f"{path}.{key}")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                yield from codings(item, f"{path}[{i}]")
+
+    missing = [
+        f"{story.key}: {path}"
+        for story in STORIES
+        for path, coding in codings(list(story.template), "resources")
+        if not str(coding.get("display") or "").strip()
+    ]
+    assert missing == []
+    assert sum(1 for story in STORIES for _ in codings(list(story.template), "")) > 100
 
 
 def test_service_runs_with_the_real_clock_and_auth_off_unless_clients_are_trusted() -> None:
@@ -320,10 +353,15 @@ def test_make_demo_prints_every_story_and_stops_everything_on_sigterm(tmp_path: 
                 break
         output = "\n".join(lines)
         assert "AUTH IS OFF" in output, output
+        fhir, discovery = (
+            f"http://127.0.0.1:{fhir_port}/fhir",
+            f"http://127.0.0.1:{service_port}/cds-services",
+        )
         for story in STORIES:
             assert story.title in output
-            assert story.sandbox_url(f"http://127.0.0.1:{fhir_port}/fhir",
-                                     f"http://127.0.0.1:{service_port}/cds-services") in output  # fmt: skip
+            for link in (story.sandbox_url(fhir, discovery), story.sandbox_order_url(fhir, discovery)):
+                assert link is None or link in output
+        assert "hook=order-sign" not in output
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0, "\n".join(lines)

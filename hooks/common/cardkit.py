@@ -15,6 +15,7 @@ from typing import Any
 from cds.cards import Action, Card, Coding, Link, Source, Suggestion
 from hooks.common.knowledge import Terminology
 from hooks.common.schema import KnowledgeFile, Strict
+from hooks.common.suppression import SuppressionSpec
 from hooks.evidence.model import Evidence
 
 
@@ -64,6 +65,7 @@ class CardsFile(KnowledgeFile):
     override_reasons: dict[str, list[ReasonSpec]]
     cards: dict[str, CardText]
     policy: dict[str, Any] = {}  # service-specific settings (the EMG/NCS payer policy pack)
+    suppression: SuppressionSpec = SuppressionSpec()  # how long feedback silences a rule (cds.suppression)
 
 
 def bullets(items: Iterable[str]) -> str:

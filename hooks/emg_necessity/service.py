@@ -6,6 +6,7 @@ from cds.registry import Rule, Service
 from hooks.common.cardkit import CardKit, CardsFile
 from hooks.common.chart import OPTIONAL_KEYS, chart_prefetch
 from hooks.common.context import ClinicalContext
+from hooks.common.suppression import suppression_settings
 from hooks.emg_necessity.rules import EmgNecessityRules, PolicyFile
 
 USAGE = "Reads the draft EMG/NCS orders' diagnoses and the chart evidence payers ask for."
@@ -27,6 +28,8 @@ def declare(context: ClinicalContext) -> list[Service]:
     common = dict(
         prefetch=prefetch,
         optional_prefetch=OPTIONAL_KEYS & set(prefetch),
+        # Feedback silences a rule for a patient for the periods of cards.yaml.
+        **suppression_settings(cards, "emg_necessity/cards.yaml"),
         relevant=context.prefilter.relevant,
         wants_attachments=context.prefilter.wants_attachments,
         resolve_references=("reasonReference",),

@@ -113,7 +113,8 @@ class NarrativeReader:
         self.terms = terms
         merged = {**emg_text, "context": _merged_context(emg_text["context"], knowledge.context)}
         self.engine = ContextEngine(merged)
-        # Every concept asks about the same note: annotate it (sentences, trigger scopes) once, not per pattern.
+        # Every concept asks about the same note: annotate it (sentences, trigger scopes) once,
+        # not once per pattern.
         self.engine.annotate = lru_cache(maxsize=2048)(self.engine.annotate)  # type: ignore[method-assign]
         flags = re.IGNORECASE | re.MULTILINE
         self._skip_header = re.compile(

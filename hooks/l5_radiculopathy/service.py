@@ -6,6 +6,7 @@ from cds.registry import Rule, Service
 from hooks.common.cardkit import CardKit, CardsFile
 from hooks.common.chart import OPTIONAL_KEYS, chart_prefetch, encounters_prefetch
 from hooks.common.context import ClinicalContext
+from hooks.common.suppression import suppression_settings
 from hooks.l5_radiculopathy.rules import L5Rules
 
 USAGE = "Reads EMG/NCS reports, MRI reports, conditions, exam observations, notes and orders."
@@ -36,6 +37,10 @@ def declare(context: ClinicalContext) -> list[Service]:
     cards = context.file(CardsFile, "l5_radiculopathy/cards.yaml")
     rules = L5Rules(context.evidence, CardKit(context.terms, cards))
     prefetch = {**chart_prefetch(context.evidence), "encounters": encounters_prefetch(context.evidence)}
+    # Feedback silences a rule for a patient for the periods of cards.yaml; red flags always show.
+    suppression = dict(
+        **suppression_settings(cards, "l5_radiculopathy/cards.yaml"), never_suppress=frozenset({RED_FLAGS.id})
+    )
     return [
         Service(
             id="l5-radiculopathy-patient-view",
@@ -51,6 +56,7 @@ def declare(context: ClinicalContext) -> list[Service]:
             wants_attachments=context.prefilter.wants_attachments,
             usage_requirements=USAGE,
             rules=PATIENT_VIEW_RULES,
+            **suppression,
         ),
         Service(
             id="l5-radiculopathy-order-select",
@@ -65,5 +71,6 @@ def declare(context: ClinicalContext) -> list[Service]:
             wants_attachments=context.prefilter.wants_attachments,
             usage_requirements=USAGE,
             rules=ORDER_SELECT_RULES,
+            **suppression,
         ),
     ]
