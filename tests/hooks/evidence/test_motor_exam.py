@@ -160,6 +160,10 @@ def test_progressive_weakness_in_words():
     ("text", "what"),
     [
         ("Left Achilles reflex absent.", "reflex change"),
+        ("Absent left Achilles reflex.", "reflex change"),
+        ("Achilles reflexes are absent on the left.", "reflex change"),
+        ("Decreased sensation over the dorsum of the left foot.", "dermatomal sensory loss"),
+        ("Absent sensation over the lateral left leg.", "dermatomal sensory loss"),
         ("Diminished left ankle reflex.", "reflex change"),
         ("Positive straight leg raise on the left at 40 degrees.", "positive straight-leg raise"),
         ("Decreased sensation in the left L5 dermatome.", "dermatomal sensory loss"),
@@ -178,6 +182,8 @@ def test_new_neurological_findings(text, what):
         "Negative straight leg raise bilaterally.",
         "Weakness of the left hand grip 4/5.",
         "Sensation intact to light touch in both legs.",
+        "Sensation intact over the dorsum of the left foot.",
+        "No absent reflexes.",
     ],
 )
 def test_normal_symmetric_or_arm_findings_are_not_leg_deficits(text):

@@ -79,6 +79,10 @@ def test_post_void_residual_flowsheet_row_by_quantity():
         "Unable to void since this morning; required straight cath.",
         "Painless urinary retention.",
         "I haven't peed since yesterday.",
+        "Not able to urinate since last night.",
+        "Could not void this morning.",
+        "Cannot void.",
+        "I can't pee.",
     ],
 )
 def test_retention_in_ed_wording_and_patients_words(text):
@@ -108,6 +112,13 @@ def test_catheterisation_for_a_specimen_or_a_benign_cause_is_not_retention(text)
         "Perineal numbness.",
         "Reduced sensation S3-S5 dermatomes bilaterally.",
         "Numbness of the inner thighs and groin.",
+        "Decreased perianal sensation.",
+        "Perianal sensation decreased.",
+        "Perianal sensation absent.",
+        "Diminished perineal sensation to pinprick.",
+        "Reduced saddle sensation.",
+        "No sensation in the saddle area.",
+        "No perianal sensation to pinprick.",
     ],
 )
 def test_perianal_or_saddle_sensory_loss_described_anatomically(text):
@@ -132,6 +143,16 @@ def test_saddle_numbness_in_patients_own_words(text):
         "Denies saddle anesthesia.",
         "Perianal sensation intact to pinprick.",
         "Perineal numbness since the epidural for delivery.",
+        "No pinprick deficit in the perianal region.",
+        "No sensation changes in the saddle area.",
+        "No sensation loss in saddle distribution.",
+        "Saddle region, no numbness.",
+        # leg findings beside a normal saddle exam, or a groin word in another clause
+        "Perianal sensation intact, numbness over the left foot.",
+        "Numbness of the left foot, perianal sensation intact.",
+        "Saddle sensation normal, decreased sensation L5 dermatome.",
+        "Tingling in the foot, groin normal.",
+        "Groin strain, numb toes.",
     ],
 )
 def test_intact_denied_or_procedure_related_saddle_sensation_is_not_a_flag(text):
@@ -147,13 +168,37 @@ def test_intact_denied_or_procedure_related_saddle_sensation_is_not_a_flag(text)
         "Rectal exam: decreased rectal tone.",
         "Rectal tone is decreased.",
         "Lax anal sphincter tone.",
+        "Absent rectal tone.",
+        "No rectal tone.",
+        "Rectal tone absent.",
+        "Absent anal wink.",
+        "No anal wink.",
+        "Anal wink is absent on exam.",
+        "Absent bulbocavernosus reflex.",
     ],
 )
-def test_decreased_rectal_tone_written_either_way_round(text):
+def test_decreased_or_absent_rectal_tone_written_either_way_round(text):
+    """'Absent' and 'no' are the finding here, not its negation (issue 11: 'diminished or absent')."""
     assert TONE in whats(note(text))
 
 
-@pytest.mark.parametrize("text", ["Rectal tone normal.", "Normal rectal tone, no saddle anesthesia."])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Rectal tone normal.",
+        "Normal rectal tone, no saddle anesthesia.",
+        "No loss of rectal tone.",
+        "No decreased rectal tone.",
+        "No changes in rectal tone.",
+        "No anal wink abnormality.",
+        "Anal wink present.",
+        "Rectal tone is not decreased.",
+        # a finding of something else beside a normal tone (exam templates)
+        "Decreased ROM, normal rectal tone.",
+        "Poor effort, rectal tone intact.",
+        "Absent DTRs, normal rectal tone.",
+    ],
+)
 def test_normal_rectal_tone_is_not_a_flag(text):
     assert flags(note(text)) == []
 
@@ -181,6 +226,12 @@ def test_new_incontinence_in_clinical_and_patients_words(text):
 @pytest.mark.parametrize("text", ["Stress urinary incontinence.", "Nocturnal enuresis as a child."])
 def test_named_benign_incontinence_is_not_a_flag(text):
     assert flags(note(text)) == []
+
+
+def test_unnoticed_incontinence_is_a_flag_noticing_none_is_not():
+    assert INCONTINENCE in whats(note("Did not notice that she had wet herself."))
+    assert flags(note("Patient did not notice any urine leakage.")) == []
+    assert flags(note("Able to void without difficulty.")) == []
 
 
 def test_progressive_bilateral_weakness_is_a_flag_but_stable_or_mild_is_not():
