@@ -53,6 +53,9 @@ def stated(*resources) -> list[tuple[date, date]]:
         ("Sciatica started 2 weeks ago.", 14),
         ("Radiating pain for the past 10 days.", 10),
         ("Numbness in the left foot over the last two months.", 60),
+        ("3-week history of radiating left leg pain.", 21),
+        ("Left leg pain, 6 weeks duration.", 42),
+        ("Presents with a 10 day hx of sciatica.", 10),
     ],
 )
 def test_stated_durations_are_counted_back_from_the_note(text, days):

@@ -61,6 +61,13 @@ def test_post_void_residual_of_200_ml_or_more_is_retention(text):
     assert PVR in whats(note(text))
 
 
+def test_large_residual_written_with_a_thousands_separator_is_retention():
+    assert PVR in whats(note("Bladder scan 1,100 mL."))
+    assert [text for what, text in flags(note("PVR 1,100 mL, straight cath."))] == [
+        "PVR 1,100 mL, straight cath."
+    ]
+
+
 @pytest.mark.parametrize(
     "text", ["Post-void residual 35 mL.", "Bladder scan 150 mL, voiding well.", "PVR 199 mL"]
 )
@@ -239,6 +246,35 @@ def test_progressive_bilateral_weakness_is_a_flag_but_stable_or_mild_is_not():
     assert BILATERAL in whats(note("Weakness in both legs, getting worse since Monday."))
     assert flags(note("Mild bilateral leg weakness, stable for months.")) == []
     assert flags(note("Bilateral hip flexor weakness 4/5, unchanged from last visit.")) == []
+
+
+# -- the history of the present illness is current, a past history is not -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2-day history of urinary retention and saddle numbness.",
+        "45M with a 2 day history of urinary retention.",
+        "Presents with 1 day hx of urinary retention.",
+        "Prior to arrival he was unable to void.",
+    ],
+)
+def test_a_duration_history_or_prior_to_arrival_is_the_present_illness(text):
+    assert RETENTION in whats(note(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "History of urinary retention with BPH, resolved.",
+        "Past history of urinary retention in 2019.",
+        "Hx of urinary retention.",
+        "Remote history of cauda equina syndrome.",
+    ],
+)
+def test_a_past_history_is_not_a_red_flag(text):
+    assert flags(note(text)) == []
 
 
 # -- flowsheets and questionnaires: a question and its answer ------------------------------------------------
