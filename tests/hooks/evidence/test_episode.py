@@ -165,3 +165,8 @@ def test_episode_rule_on_spans_directly():
     assert reader.episode([joined, new], TODAY).onset == day_of(400)
     future = Span(ev("Condition/f", -5, what="radiculopathy"))
     assert reader.episode([future], TODAY).onset is None
+
+
+@pytest.mark.xfail(strict=True, reason="'<n> months of <symptom>' is not read as a duration (gap, reported)")
+def test_months_of_a_symptom_is_a_duration():
+    assert stated(note("Two months of sciatica.")) == [(day_of(60), TODAY)]

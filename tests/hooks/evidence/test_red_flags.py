@@ -418,3 +418,23 @@ def test_flag_evidence_names_document_and_quotes_the_sentence():
     e = evidence[0]
     assert (e.label, e.text, e.what) == ("ED Provider Notes", "Exam notable for decreased rectal tone.", TONE)
     assert e.ref.startswith("DocumentReference/") and (TODAY - e.when).days == 2
+
+
+# -- known gaps (reported; strict: each fails loudly once fixed, so the mark is removed) ---------------------
+
+
+@pytest.mark.xfail(strict=True, reason="a residual in litres is not read as a volume (needs unit conversion)")
+def test_residual_in_litres_is_retention():
+    assert PVR in whats(note("Bladder scan showed 1.1 L."))
+
+
+@pytest.mark.xfail(strict=True, reason="'s/p' (historical) scopes over the new finding after the injury")
+def test_new_retention_after_an_injury_is_a_flag():
+    assert RETENTION in whats(note("S/p fall with new urinary retention."))
+
+
+@pytest.mark.xfail(
+    strict=True, reason="narrative.yaml's historical trigger 'history:' also covers an HPI header"
+)
+def test_a_history_header_of_the_present_illness_is_current():
+    assert RETENTION in whats(note("History: urinary retention since this morning."))
