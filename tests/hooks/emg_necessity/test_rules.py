@@ -351,3 +351,26 @@ def test_extended_mode_covers_every_no_radiculopathy_code():
     assert rule_ids(sign(mixed, mode="extended")) == ["emg-dx-mismatch"]
     with_radiculopathy = needle(dx=("M54.50", "M54.17"))
     assert sign(with_radiculopathy, mode="extended") == []
+
+
+def test_a_non_limb_study_is_out_of_scope():
+    thoracic = order("95869", text="EMG thoracic paraspinal muscles", reason_codes=["M47.816"])
+    assert sign(thoracic) == []
+    by_text = order(None, text="Needle EMG, thoracic paraspinals T8-T11", reason_codes=["M47.816"])
+    assert sign(by_text) == []
+    # a non-limb code on an order that names a leg is a leg study
+    named = order("95869", text="EMG paraspinals and left leg", reason_codes=["M47.816"])
+    assert [c.rule for c in sign(named)] == ["emg-dx-mismatch"]
+
+
+def test_radicular_words_in_an_old_note_support_no_code_change():
+    old = ev(
+        "DocumentReference/n9", 100, "Pain radiating down the left leg.", "ED note", what="radicular symptoms"
+    )
+    [card] = sign(needle(), evidence=evidence(radicular_symptoms=[old]))
+    assert code_changes(card) == []
+    recent = ev(
+        "DocumentReference/n9", 60, "Pain radiating down the left leg.", "ED note", what="radicular symptoms"
+    )
+    [card] = sign(needle(), evidence=evidence(radicular_symptoms=[recent]))
+    assert code_changes(card) == ["Change the diagnosis to M54.16 Radiculopathy, lumbar region"]

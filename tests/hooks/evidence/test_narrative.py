@@ -145,7 +145,7 @@ def test_unanswered_flowsheet_row_gives_no_narrative(value):
 
 def test_free_text_answer_is_read_as_a_sentence_starting_with_its_question():
     n = reader().observation(observation("Rectal tone", valueString="decreased"))
-    assert n.answers == () and n.prose == "Rectal tone: decreased"
+    assert n.answers == () and n.prose == "Rectal tone: decreased."  # its own sentence
 
 
 def test_long_free_text_value_is_prose_on_its_own():
@@ -191,7 +191,7 @@ def test_questionnaire_answers_unanswered_items_and_free_text():
         )
     )
     assert answers(n) == [("Urinary retention?", "yes")]
-    assert n.prose == "Describe: numb around the anus"
+    assert n.prose == "Describe: numb around the anus."
     assert n.kind == "Questionnaire"
 
 
