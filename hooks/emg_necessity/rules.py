@@ -267,23 +267,33 @@ class EmgNecessityRules:
         lower_studies = [s for s in evidence.edx.studies if s.limb != UPPER and s.evidence.when]
         recent = [s for s in lower_studies if evidence.within_days(s.evidence.when, w.emg_lookback)]
         recent_needle = [s for s in recent if s.needle]
-        needle_in_order = any(o.needle for o in orders)
+        needle_in_order = any(o.needle for o in orders)  # in the orders or a draft ordered with them
+        needle_here = [o.order for o in orders if self.terms.in_set("needle-emg", codings(o.order.code))]
+        judged = {o.order.id for o in orders}
+        companions = [  # drafts sent or saved with the judged orders (not selected, or on the chart)
+            d
+            for d in [*call.draft_orders, *(s for o in orders for s in o.siblings)]
+            if d.get_resource_type() == "ServiceRequest"
+            and d.id not in judged
+            and self.terms.in_set("needle-emg", codings(d.code))
+        ]
         mri = [
             m
             for m in evidence.imaging.mri
             if not m.plexus and evidence.within_days(m.evidence.when, w.imaging_lookback)
         ]
-        if needle_in_order:
-            needle = "**yes**, needle EMG is part of this order"
+        text = spec.text
+        older = [s for s in lower_studies if s.needle]
+        if needle_here or (needle_in_order and not companions):
+            needle = text["needle_in_order"]
+        elif needle_in_order:
+            needle = text["needle_with_order"].format(orders=self._names(companions[:2]))
         elif recent_needle:
-            needle = f"**yes**, {recent_needle[0].evidence.source()}"
+            needle = text["needle_recent"].format(value=recent_needle[0].evidence.source())
+        elif older:
+            needle = text["needle_old"].format(value=older[0].evidence.source())
         else:
-            older = [s for s in lower_studies if s.needle]
-            needle = (
-                f"**not met**: the last needle EMG was {older[0].evidence.source()}, over 12 months ago"
-                if older
-                else "**not met**: no leg needle EMG in this order or on file"
-            )
+            needle = text["needle_none"]
         notes = []
         if any(o.ncs for o in orders) and not needle_in_order:
             notes.append(spec.text["ncs_only"])

@@ -319,7 +319,9 @@ def test_sibling_draft_of_the_same_encounter_is_counted():
         "95886", text="Needle EMG, left leg", status="draft", id="o8", encounter="Encounter/e2"
     )
     [card] = sign(selected, chart=[sibling])
-    assert "**yes**, needle EMG is part of this order" in card.detail
+    # the NCS is not itself a needle EMG: the card names the draft that is
+    assert "**yes**, ordered with it (Needle EMG, left leg (95886))" in card.detail
+    assert "part of this order" not in card.detail
     assert (
         "_Counted with it: Needle EMG, left leg (95886), a draft order of the same encounter" in card.detail
     )
