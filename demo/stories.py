@@ -22,7 +22,7 @@ import base64
 import calendar
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,9 @@ class ExpectedCard:
     suggests: tuple[str, ...] = ()  # codes the suggestions order or put on the order
     recommended: tuple[str, ...] = ()
     order: str | None = None  # EMG/NCS cards: the draft order the card is about
+    # The wording check (issue 13): what a clinician reads. Compared on their own, not in ==.
+    summary: str | None = field(default=None, compare=False)  # the exact summary line
+    reads: tuple[str, ...] = field(default=(), compare=False)  # phrases the detail must contain
 
 
 @dataclass(frozen=True)
@@ -195,10 +198,13 @@ def _expected(raw: dict[str, Any], where: str) -> dict[str, tuple[ExpectedCard, 
                 suggests=tuple(sorted(str(x) for x in c.get("suggests", []))),
                 recommended=tuple(sorted(str(x) for x in c.get("recommended", []))),
                 order=c.get("order"),
+                summary=c.get("summary"),
+                reads=tuple(str(x) for x in c.get("reads", [])),
             )
             for c in cards or []
         )
-        if any(set(c) - {"rule", "indicator", "suggests", "recommended", "order"} for c in cards or []):
+        known = {"rule", "indicator", "suggests", "recommended", "order", "summary", "reads"}
+        if any(set(c) - known for c in cards or []):
             raise ValueError(f"{where}: unknown key in the expected cards of {service}")
     return out
 

@@ -130,6 +130,18 @@ def test_every_story_is_valid_fhir_on_any_day(today: date) -> None:
         assert len(transaction(story, today)["entry"]) <= 50  # Medplum's limit of updates per transaction
 
 
+def test_every_expected_card_states_its_wording() -> None:
+    """Each demo card has its summary and key phrases written in its story (issue 13's wording check)."""
+    unstated = [
+        f"{story.key}/{service}/{card.rule}"
+        for story in STORIES
+        for service, cards in story.expect.items()
+        for card in cards
+        if card.summary is None or not card.reads
+    ]
+    assert unstated == []
+
+
 def test_stories_cover_the_issue_and_name_real_rules() -> None:
     assert len(STORIES) >= 8
     assert len({s.patient_id for s in STORIES}) == len(STORIES)
@@ -269,8 +281,16 @@ def test_every_service_answers_every_story_from_the_fhir_server(
     response = requests.post(f"{stack.discovery_url}/{service}", json=body, timeout=30)
     assert response.status_code == 200, response.text
     assert validate_response(response.json()) == []
-    got = sorted(map(as_expected, response.json()["cards"]), key=repr)
+    cards = response.json()["cards"]
+    got = sorted(map(as_expected, cards), key=repr)
     assert got == sorted(story.expect.get(service, ()), key=repr), story.title
+    # The wording check: the story states what a clinician reads on each card.
+    for expected in story.expect.get(service, ()):
+        [card] = [c for c in cards if c["source"]["topic"]["code"] == expected.rule]
+        if expected.summary is not None:
+            assert card["summary"] == expected.summary
+        missing = [phrase for phrase in expected.reads if phrase not in card.get("detail", "")]
+        assert missing == [], f"{story.key}/{expected.rule}: detail lacks {missing}"
     # The chart came from the FHIR engine: the service logged every prefetch key as fetched.
     line = _log_line(stack.log_path, body["hookInstance"])
     assert line and set(line["prefetch"].values()) == {"fetched"}, line

@@ -320,7 +320,7 @@ class EmgNecessityRules:
             symptoms=f"**yes**, {quotes.cite(symptoms[0])}" if symptoms else "**not documented**",
             needle=needle,
             imaging=(
-                f"lumbar MRI, {quotes.cite(mri[0].evidence)} (judge whether it explains the symptoms)"
+                f"{quotes.cite(mri[0].evidence)} (judge whether it explains the symptoms)"
                 if mri
                 else "no lumbar MRI within 12 months"
             ),

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from hooks.common.fhir import codings, concept_text, condition_active, condition_usable, onset_date
+from hooks.common.fhir import (
+    codings,
+    concept_name,
+    concept_text,
+    condition_active,
+    condition_usable,
+    onset_date,
+)
 from hooks.common.knowledge import Terminology
 from hooks.common.schema import KnowledgeFile, Regex, Strict
 from hooks.evidence.chart import Chart
@@ -154,7 +161,7 @@ class CareHistoryReader:
         return Evidence(
             chart.ref(res),
             chart.date(res),
-            clip(concept_text(concept), 120),
+            clip(concept_name(concept) or concept_text(concept), 120),
             label,
             next((c for _, c in pairs if c), ""),
         )

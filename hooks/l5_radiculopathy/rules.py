@@ -237,10 +237,7 @@ class L5Rules:
         # The one-click injection is offered only when order-select would not call it premature and the
         # imaging that payers require is on file; otherwise the MRI card comes first.
         suggestion = self._suggest(evidence, call, "tfesi", "Consider") if mri else None
-        persisting = (
-            ", ".join(e.coded() for e in evidence.diagnoses.symptom_conditions[:2])
-            or "documented in recent notes"
-        )
+        persisting = _persisting(evidence)
         detail = spec.detail.format(
             emg=self.emg_line(evidence, quotes),
             duration=self.duration(evidence, quotes),
@@ -332,6 +329,11 @@ class L5Rules:
 
     def _mri_documentation(self, evidence: PatientEvidence, quotes: Quotes) -> Card:
         deficits = evidence.within(evidence.motor.new_deficits, self.w.new_deficit)
+        # One sentence can be both "severe L5 weakness" and "weakness": name it once, by its first reading.
+        first_readings: dict[tuple[str, str], Evidence] = {}
+        for e in deficits:
+            first_readings.setdefault((e.ref, e.text), e)
+        deficits = list(first_readings.values())
         neuro = "; ".join(f"{e.what} ({e.source()})" for e in deficits[:3]) or (
             f"none documented in the last {self.w.new_deficit} days"
         )
@@ -366,3 +368,14 @@ def _axon(chronicity: str | None) -> str:
         "chronic": "chronic axon loss",
         "chronic-active": "active and chronic denervation (axon loss)",
     }.get(chronicity or "", "axon loss")
+
+
+def _persisting(evidence: PatientEvidence) -> str:
+    """Why the symptoms count as still present, without repeating the diagnosis the duration line names."""
+    conditions = evidence.diagnoses.symptom_conditions
+    if not conditions:
+        return "documented in recent notes"
+    first = conditions[0]
+    where = "on the problem list" if first.label == "Problem list" else "as an encounter diagnosis"
+    dated_by = evidence.episode.source.ref if evidence.episode.source else None
+    return f"active {where}" if first.ref == dated_by else f"{first.coded()} active {where}"
