@@ -73,7 +73,10 @@ def create_app(config: Settings | None, services: Iterable[Service]) -> Flask:
 
     @app.errorhandler(HookError)
     def _hook_error(err: HookError):
-        return error_body(err.status, err.code, err.message)
+        response = error_body(err.status, err.code, err.message)
+        if err.retry_after is not None:
+            response.headers["Retry-After"] = str(err.retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException):
@@ -83,7 +86,11 @@ def create_app(config: Settings | None, services: Iterable[Service]) -> Flask:
             405: "method not allowed on this endpoint",
             413: f"request body exceeds {settings.max_body_bytes} bytes",
         }
-        return error_body(err.code or 500, code, messages.get(err.code or 0, err.description or code))
+        response = error_body(err.code or 500, code, messages.get(err.code or 0, err.description or code))
+        allowed = getattr(err, "valid_methods", None)
+        if allowed:  # RFC 9110: a 405 names the methods the resource supports
+            response.headers["Allow"] = ", ".join(sorted(allowed))
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception):

@@ -16,15 +16,19 @@ from urllib.parse import urlsplit
 class HookError(Exception):
     """An error that maps to an HTTP status and a JSON body; never carries secrets or patient data."""
 
-    def __init__(self, status: int, message: str, code: str = "invalid") -> None:
+    def __init__(
+        self, status: int, message: str, code: str = "invalid", retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
+        self.retry_after = retry_after  # seconds, sent as Retry-After (a 503 the caller should retry)
 
 
-_REF = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
-_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+# \Z, not $: "$" also matches before a final newline, so "Practitioner/1\n" passed as a reference.
+_REF = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})\Z")
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}\Z")
 
 # Hook Library STU1 contexts: field -> (required, kind, allowed userId resource types)
 _USER_TYPES = {
