@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from cds.cards import Card
@@ -41,14 +42,19 @@ class HookInput:
 
     def resolve(self, reference: str) -> Any | None:
         """Find 'Type/id' among draft orders and fetched resources (prefetch or FHIR reads)."""
-        rtype, _, rid = reference.partition("/")
+        return self._by_reference.get(reference)
+
+    @cached_property
+    def _by_reference(self) -> dict[str, Any]:
+        """'Type/id' -> the first draft order, else the first resource, with it. Built once per call: a
+        scan per reference cost orders x references (20,000 draft orders took 53 s)."""
+        index: dict[str, Any] = {}
         for res in self.draft_orders:
-            if res.get_resource_type() == rtype and res.id == rid:
-                return res
-        for res in self.resources.get(rtype, []):
-            if res.id == rid:
-                return res
-        return None
+            index.setdefault(f"{res.get_resource_type()}/{res.id}", res)
+        for rtype, items in self.resources.items():
+            for res in items:
+                index.setdefault(f"{rtype}/{res.id}", res)
+        return index
 
 
 Handler = Callable[[HookInput], list[Card]]
