@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from cds import analytics, feedback, metrics, routes
 from cds.authentication import build_authenticator
 from cds.authentication import install as install_auth
+from cds.card_ids import CardIds
 from cds.config import Settings
 from cds.fhir import FhirClient
 from cds.logs import IdHasher, configure, log
@@ -44,7 +45,8 @@ def create_app(config: Settings | None, services: Iterable[Service]) -> Flask:
         workers=settings.fhir_workers,
         guard=guard,
     )
-    engine = Engine(settings, fhir, IdHasher(settings.resolved_hash_key()), guard)
+    key = settings.resolved_hash_key()
+    engine = Engine(settings, fhir, IdHasher(key), guard, CardIds(key))
     authenticator = build_authenticator(settings)
 
     app = Flask("spine-cds")

@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     database_url: str | None = None
     audit_queue_max: int = 10_000  # card audit rows waiting for the background writer
     audit_batch_max: int = 500  # rows per audit insert
+    # PostgreSQL timeouts (cds.store.db): no request waits on a database that does not answer.
+    db_connect_timeout_s: int = 3  # libpq rounds to whole seconds, 2 at least
+    db_statement_timeout_s: float = 3.0  # one feedback post or audit batch, all statements together
+    db_pool_timeout_s: float = 1.0  # waiting for a free pooled connection
+    db_ready_timeout_s: float = 2.0  # /readyz's database check (readiness probe timeout: 3 s)
+    db_retry_after_s: int = 5  # after a failure, feedback answers 503 with Retry-After at once this long
+    db_report_timeout_s: float = 15.0  # the /analytics page's queries
 
     @field_validator("cors_origins", "aud_aliases", "jwt_algorithms", "fhir_allowed_hosts", mode="before")
     @classmethod

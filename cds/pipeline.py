@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cds import metrics
+from cds.card_ids import CardIds
 from cds.cards import Card, Response
 from cds.client_trust import Caller
 from cds.config import Settings
@@ -72,11 +73,14 @@ def resource_count(request: HookRequest) -> tuple[int, int]:
 
 
 class Engine:
-    def __init__(self, settings: Settings, fhir: FhirClient, hasher: IdHasher, guard: NetGuard) -> None:
+    def __init__(
+        self, settings: Settings, fhir: FhirClient, hasher: IdHasher, guard: NetGuard, card_ids: CardIds
+    ) -> None:
         self.settings = settings
         self.fhir = fhir
         self.hasher = hasher
         self.guard = guard
+        self.card_ids = card_ids  # signed card uuids: feedback knows a served card without the audit
         self.models = ModelCache(settings.parse_cache_entries)
 
     def now(self) -> datetime:
@@ -98,6 +102,8 @@ class Engine:
             )
             hook_input = self.build_input(service, request, gathered)
             cards = list(service.handler(hook_input))
+            for card in cards:
+                card.uuid = self.card_ids.new()
             undeclared = service.undeclared(cards)
             if undeclared:  # a rule the service does not declare: a bug, never shown to a clinician
                 log(logger, logging.ERROR, "hook.undeclared_rule", service=service.id, cards=undeclared)
