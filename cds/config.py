@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     jwks_ttl_s: int = 3600
     jwks_refetch_interval_s: float = 30.0
     redis_url: str | None = None  # shared jti replay cache across workers and replicas
+    redis_key_prefix: str = "spine-cds:jti:"  # keys of the replay cache (one Redis may serve several sites)
+    jwt_max_lifetime_s: int = 3600  # exp at most this far ahead (the replay cache keeps each jti until exp)
     # Hosts or IP addresses the FHIR fallback may reach even though they are loopback or link-local.
     fhir_allowed_hosts: CsvList = Field(default_factory=list)
 
