@@ -137,3 +137,11 @@ def test_405_names_the_allowed_methods(client, method: str, path: str, allowed: 
     response = getattr(client, method)(path)
     assert response.status_code == 405 and response.get_json()["status"] == 405
     assert {m.strip() for m in response.headers["Allow"].split(",")} == allowed
+
+
+@pytest.mark.parametrize("server", ["http://[::1", "HtTP://[\u008e\u00a6", "https://[zz]/fhir"])
+def test_unparsable_fhir_server_is_400_not_500(client, server: str) -> None:
+    """Found by schemathesis: urlsplit raises on an unbalanced IPv6 bracket."""
+    body = pv_request(copy.deepcopy(PREFETCH), fhirServer=server)
+    response = _post(client, HOOK, json.dumps(body))
+    assert response.status_code == 400 and "fhirServer" in response.get_json()["message"]
