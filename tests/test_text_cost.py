@@ -21,7 +21,7 @@ from benchmarks.text_cost import HTML_SHAPES, SCENARIO, SHAPES, repeat
 from hooks.app import create_app as production_app
 from hooks.nlp import EmgTextAnalyzer, TextBudget, affirmed_mentions, html_to_text, looks_like_html
 from hooks.nlp.context import load_knowledge
-from tests.builders import settings as test_settings
+from tests.builders import settings as app_settings
 
 
 class CountingPattern:
@@ -209,7 +209,7 @@ def test_one_hook_call_reads_at_most_its_text_budget(monkeypatch) -> None:
         return original(self, text, *args, **kwargs)
 
     monkeypatch.setattr(EmgTextAnalyzer, "analyze", counting)
-    app = production_app(test_settings(clock=datetime(2026, 1, 15, tzinfo=UTC)))
+    app = production_app(app_settings(clock=datetime(2026, 1, 15, tzinfo=UTC)))
     body = json.loads(SCENARIO.read_text(encoding="utf-8"))
     template = body["prefetch"]["reports"]["entry"][0]
     entries = []
