@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 NODE_STAMP := tests/fhir_server/node_modules/.installed-stamp
 
-.PHONY: run test lint format clean venv fhir-engine demo fuzz bench
+.PHONY: run test lint format clean venv fhir-engine demo fuzz bench sandbox-check
 
 venv: $(STAMP)
 
@@ -31,6 +31,15 @@ run: $(STAMP)
 demo: $(STAMP) $(NODE_STAMP)
 	mkdir -p data
 	$(PY) -m demo
+
+# The demo stories in the real CDS Hooks sandbox, driven in headless Chromium (Debian chromium and
+# chromium-driver), and with CRD=... in the Da Vinci CRD Request Generator too. Both are third-party code,
+# built outside the repository (see README "Real clients"):
+#   make sandbox-check SANDBOX=/work/ext/sandbox CRD=/work/ext/crd-request-generator
+# Writes docs/screenshots/*.png and docs/screenshots/observed.md. Not part of `make test`.
+sandbox-check: $(STAMP) $(NODE_STAMP)
+	@test -n "$(SANDBOX)" || { echo "usage: make sandbox-check SANDBOX=<built cds-hooks/sandbox> [CRD=<built crd-request-generator>]"; exit 2; }
+	$(PY) -m demo.sandbox_check --sandbox "$(SANDBOX)" $(if $(CRD),--crd "$(CRD)") --out docs/screenshots
 
 # Production benchmarks under gunicorn (deploy/gunicorn.conf.py), loopback only, ~10 min
 # (BENCH_ARGS=--quick: ~5 min). Results and their analysis: docs/performance.md.

@@ -15,6 +15,7 @@ from benchmarks.loadgen import Connection, build_request, run_load
 from benchmarks.server import Gunicorn
 
 APP = "benchmarks.bench_app:create()"
+# Workload -> (service id, request builder); the ids are checked against the registry when a run starts.
 SERVICES = {
     "order-sign": ("emg-ncs-necessity-order-sign", order_sign_request),
     "patient-view": ("l5-radiculopathy-patient-view", patient_view_request),

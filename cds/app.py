@@ -25,9 +25,30 @@ from cds.pipeline import Engine
 from cds.registry import Registry, Service
 from cds.request import HookError
 from cds.store import Store
+from cds.suppression import Suppressor
 from cds.web import State, error_body, resume_gc
 
 logger = logging.getLogger("cds.app")
+
+
+# Endpoints whose refusals are logged (by the endpoint itself when it can, else here): every refused hook
+# call or feedback post leaves its reason in the log, whatever stage refused it.
+_REJECTION_EVENTS = {"cds.invoke": "hook.rejected", "feedback.receive": "feedback.rejected"}
+
+
+def _log_rejection(status: int, code: str, message: str) -> None:
+    event = _REJECTION_EVENTS.get(request.endpoint or "")
+    if event:
+        service = (request.view_args or {}).get("service_id", "")
+        log(
+            logger,
+            logging.WARNING,
+            event,
+            status=status,
+            reason=code,
+            message=message[:300],
+            service=service[:80],
+        )
 
 
 def create_app(config: Settings | None, services: Iterable[Service]) -> Flask:
@@ -42,7 +63,9 @@ def create_app(config: Settings | None, services: Iterable[Service]) -> Flask:
         max_pages=settings.fhir_max_pages,
         page_size=settings.fhir_page_size,
         max_response_bytes=settings.fhir_max_response_bytes,
+        max_buffered_bytes=settings.fhir_max_buffered_bytes,
         workers=settings.fhir_workers,
+        per_call_parallel=settings.fhir_per_call_parallel,
         guard=guard,
     )
     key = settings.resolved_hash_key()
@@ -53,7 +76,11 @@ def create_app(config: Settings | None, services: Iterable[Service]) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     # Feedback and the card audit; the store migrates its schema, close_all() flushes it at shutdown.
-    app.extensions["cds"] = State(settings, registry, engine, Store.from_settings(settings))
+    store = Store.from_settings(settings)
+    app.extensions["cds"] = State(settings, registry, engine, store)
+    engine.suppressor = Suppressor(
+        store, registry, timeout_s=settings.suppression_timeout_s, retry_s=settings.suppression_retry_s
+    )
     CORS(
         app,
         origins=settings.cors_origins,
@@ -75,6 +102,8 @@ def create_app(config: Settings | None, services: Iterable[Service]) -> Flask:
 
     @app.errorhandler(HookError)
     def _hook_error(err: HookError):
+        if not err.logged:
+            _log_rejection(err.status, err.code, err.message)
         response = error_body(err.status, err.code, err.message)
         if err.retry_after is not None:
             response.headers["Retry-After"] = str(err.retry_after)
@@ -88,7 +117,9 @@ def create_app(config: Settings | None, services: Iterable[Service]) -> Flask:
             405: "method not allowed on this endpoint",
             413: f"request body exceeds {settings.max_body_bytes} bytes",
         }
-        response = error_body(err.code or 500, code, messages.get(err.code or 0, err.description or code))
+        message = messages.get(err.code or 0, err.description or code)
+        _log_rejection(err.code or 500, code, message)
+        response = error_body(err.code or 500, code, message)
         allowed = getattr(err, "valid_methods", None)
         if allowed:  # RFC 9110: a 405 names the methods the resource supports
             response.headers["Allow"] = ", ".join(sorted(allowed))

@@ -18,16 +18,12 @@ from cds.client_trust import (
     TrustUnavailable,
     load_trusted_clients,
 )
-from cds.config import Settings
+from cds.config import Settings, StartupError
 from cds.logs import log
 
 logger = logging.getLogger("cds.auth")
 PROTECTED = ("/cds-services", "/analytics")
 RETRY_AFTER_S = 1  # a Redis replay cache that failed over or restarted answers again within seconds
-
-
-class StartupError(RuntimeError):
-    """Configuration that must stop the service from starting (e.g. prod without trusted clients)."""
 
 
 def build_authenticator(settings: Settings) -> Authenticator | None:

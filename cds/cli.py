@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import secrets
 import signal
@@ -17,11 +18,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from werkzeug.serving import run_simple
+from werkzeug.serving import WSGIRequestHandler, run_simple
 
 from cds.app import create_app
-from cds.authentication import StartupError
-from cds.config import Settings
+from cds.config import Settings, StartupError
+from cds.logs import log
 from cds.registry import Registry, Service
 from cds.request import HookError
 from cds.store import close_all
@@ -32,14 +33,36 @@ ServicesFactory = Callable[[Settings], list[Service]]
 CommandInstaller = Callable[[Any, Callable[..., Settings]], None]
 
 
+class AccessLogHandler(WSGIRequestHandler):
+    """werkzeug's access line is free text with ANSI colours; ours is a JSON line like every other.
+
+    The path is logged without its query string, which may carry search parameters.
+    """
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        path = getattr(self, "path", "").split("?", 1)[0]
+        log(
+            logging.getLogger("cds.http"),
+            logging.INFO,
+            "http.access",
+            method=getattr(self, "command", None),
+            path=path[:200],
+            status=int(code) if str(code).isdigit() else str(code),
+            bytes=int(size) if str(size).isdigit() else None,
+        )
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        level = logging.ERROR if type == "error" else logging.INFO
+        log(
+            logging.getLogger("cds.http"), level, "http.server", message=(message % args if args else message)
+        )
+
+
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     return Settings.load(getattr(args, "config", None), **overrides)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-
-    from cds.app import create_app
-
     overrides: dict[str, Any] = {}
     if args.host:
         overrides["host"] = args.host
@@ -54,7 +77,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # SIGTERM is a graceful stop: unwind run_simple, then flush the queued card audit before exiting.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        run_simple(settings.host, settings.port, app, threaded=True, use_reloader=False)
+        run_simple(
+            settings.host,
+            settings.port,
+            app,
+            threaded=True,
+            use_reloader=False,
+            request_handler=AccessLogHandler,
+        )
     finally:
         close_all()
     return 0
@@ -154,6 +184,9 @@ def main(
     args.services = services
     try:
         return int(args.func(args))
+    except StartupError as exc:  # a configuration or knowledge file to fix: say what, never a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # `cds evaluate ... | head`: the reader left, which is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -12,10 +12,19 @@ import os
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from cds.store.keyfile import load_or_create_key
+
+
+class StartupError(RuntimeError):
+    """Configuration that must stop the service from starting: prod without trusted clients, a knowledge
+    file that does not match its model. The message names what to fix; `cds` prints it and exits 2."""
+
 
 # Lists read from the environment as "a,b,c" (or a JSON array), not only as JSON.
 CsvList = Annotated[list[str], NoDecode]
@@ -37,8 +46,21 @@ class Settings(BaseSettings):
     fhir_read_timeout_s: float = 2.0
     fhir_max_pages: int = 10
     fhir_page_size: int = 200
-    fhir_max_response_bytes: int = 20 * 1024 * 1024
+    # Isolation of the fallback (issue 12): bytes per response after decompression, bytes buffered by all
+    # concurrent fetches of a worker, requests one call may run at once, reference reads per call.
+    fhir_max_response_bytes: int = 8 * 1024 * 1024
+    fhir_max_buffered_bytes: int = 32 * 1024 * 1024
     fhir_workers: int = 16
+    fhir_per_call_parallel: int = 8
+    fhir_max_reference_reads: int = 20
+    # Report attachments (issue 14): fetched by url from the fhirServer and turned into text.
+    attachment_max_bytes: int = 5 * 1024 * 1024  # per attachment, as stored (PDF, RTF, ...)
+    attachment_max_count: int = 12  # attachments fetched per call, newest resources first
+    attachment_max_text_chars: int = 100_000  # text kept per attachment
+    attachment_max_pdf_pages: int = 20
+    attachment_read_budget_s: float = 1.0  # reading time per call across all attachments (PDF, RTF)
+    attachment_cache_ttl_s: float = 300.0  # fetched attachments kept per worker (keyed by URL + version)
+    attachment_cache_entries: int = 128
     parse_cache_entries: int = 2000  # parsed FHIR models kept per worker (~10 KB each); 0 disables
 
     # Trust (issue 5): JWT verification of the CDS client, and where the FHIR fallback may connect.
@@ -61,6 +83,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_to_stderr: bool = False  # the offline CLI keeps stdout for the response
     knowledge_dir: Path | None = None
+    # The site's time zone (IANA name): day windows are counted in local days, and a dateTime an EHR
+    # sends without a zone is read in it.
+    timezone: str = "UTC"
     # Fixed clock for replaying fixtures (tests, `cds evaluate --now`). Never set in production.
     clock: datetime | None = None
 
@@ -77,6 +102,10 @@ class Settings(BaseSettings):
     db_ready_timeout_s: float = 2.0  # /readyz's database check (readiness probe timeout: 3 s)
     db_retry_after_s: int = 5  # after a failure, feedback answers 503 with Retry-After at once this long
     db_report_timeout_s: float = 15.0  # the /analytics page's queries
+    # Suppression lookup on the hook path (cds.suppression): the longest it may take before the cards are
+    # shown anyway, and how long the database is then left alone.
+    suppression_timeout_s: float = 0.25
+    suppression_retry_s: float = 10.0
 
     @field_validator("cors_origins", "aud_aliases", "jwt_algorithms", "fhir_allowed_hosts", mode="before")
     @classmethod
@@ -86,6 +115,19 @@ class Settings(BaseSettings):
                 return json.loads(v)
             return [o.strip() for o in v.split(",") if o.strip()]
         return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as America/Chicago)") from exc
+        return v
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @classmethod
     def load(cls, config_file: str | Path | None = None, **overrides: Any) -> Settings:
@@ -119,8 +161,6 @@ class Settings(BaseSettings):
         """
         if self.hash_key:
             return self.hash_key
-        from cds.store.keyfile import load_or_create_key
-
         return load_or_create_key(self.data_dir / "hash.key")
 
     @property

@@ -57,8 +57,19 @@ def receive(service_id: str):
     errors = validate_feedback(body) or _limits(body["feedback"])
     if errors:
         more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-        log(logger, logging.WARNING, "feedback.rejected", service=service_id, errors=len(errors))
-        raise HookError(400, "; ".join(errors[:5]) + more, code="invalid-feedback")
+        err = HookError(400, "; ".join(errors[:5]) + more, code="invalid-feedback")
+        log(
+            logger,
+            logging.WARNING,
+            "feedback.rejected",
+            status=400,
+            reason=err.code,
+            message=err.message[:300],
+            errors=len(errors),
+            service=service_id,
+        )
+        err.logged = True
+        raise err
     retry_after = store.timeouts.retry_after_s
     if not store.available():  # it failed moments ago: answer at once instead of holding a worker again
         raise HookError(503, "feedback could not be stored; retry later", "unavailable", retry_after)

@@ -24,6 +24,21 @@ _SECRETS = [
 ]
 
 
+# Terminal colour codes (werkzeug colours its start-up and access lines): a JSON log line is read by
+# machines, and an escape sequence in it is noise at best.
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, str):
+        return _ANSI.sub("", value) if "\x1b" in value else value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
 def scrub(text: str) -> str:
     for pattern in _SECRETS:
         text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "[REDACTED]", text)
@@ -56,7 +71,7 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         if record.exc_info and record.exc_info[0] is not None:
             entry["error_type"] = record.exc_info[0].__name__
-        return scrub(json.dumps(entry, default=str, separators=(",", ":")))
+        return scrub(json.dumps(_plain(entry), default=str, separators=(",", ":")))
 
 
 class StdoutHandler(logging.StreamHandler):
@@ -90,6 +105,8 @@ def configure(level: str = "INFO", to_stderr: bool = False) -> None:
     # Third-party chatter (medspaCy/spaCy debug output, urllib3 URLs with query strings) stays quiet.
     for noisy in ("urllib3", "medspacy", "spacy", "PyRuSH"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # pypdf warns about each PDF defect it repairs; an unreadable report is logged once (evidence_unreadable).
+    logging.getLogger("pypdf").setLevel(logging.CRITICAL)
 
 
 def log(logger: logging.Logger, level: int, event: str, **fields: Any) -> None:

@@ -9,6 +9,8 @@ A hook request names its own `fhirServer` and hands us a bearer token for it; wi
 crafted request could make the service send a live EHR token to an internal endpoint (SSRF).
 Private ranges (10/8, 172.16/12, 192.168/16) stay allowed: hospital FHIR servers live there.
 Hosts in `allowed` (e.g. 127.0.0.1 for tests and the demo) bypass the address check.
+The same connection classes register their sockets with the running transfer (`cds.transfer`), so a
+hook call's deadline can cut a response that a server drips out byte by byte.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from urllib.parse import urlsplit
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from cds.transfer import track_socket
 
 METADATA_NAMES = {
     "metadata",
@@ -96,7 +100,12 @@ def _guarded(base: type, guard: NetGuard) -> type:
             if reason:
                 sock.close()
                 raise ForbiddenAddress(reason)
+            track_socket(sock, new=True)  # the call's deadline also bounds the TLS handshake
             return sock
+
+        def getresponse(self):
+            track_socket(self.sock)  # a reused connection: the deadline bounds headers and body
+            return super().getresponse()
 
     return Guarded
 

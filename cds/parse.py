@@ -3,6 +3,12 @@
 Model validation costs roughly 0.05-0.1 ms per resource, so the service's `relevant` filter runs
 on raw JSON first. A resource that fails validation is skipped and counted, never fatal: one bad
 Observation in a 300-resource prefetch must not cost the clinician the whole answer.
+
+Two things real EHR data needs before validation:
+- a resource whose subject or patient names *another* patient is dropped (and counted): a misfiled
+  document must never put another patient's red flag on this patient's chart;
+- a dateTime without a zone ("2026-03-01T08:30:00", invalid FHIR but common) is read in the site's
+  zone (CDS_TIMEZONE), never dropped.
 """
 
 from __future__ import annotations
@@ -10,9 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 from functools import lru_cache
 from typing import Any
 
@@ -36,20 +45,70 @@ _STAND_INS: dict[str, Any] = {"status": "unknown", "intent": "order"}
 _REPAIR_ROUNDS = 3
 
 
-def parse_one(raw: dict[str, Any], patient_id: str | None = None) -> Any | None:
+_ZONELESS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?$")
+_PATIENT_REF = re.compile(r"(?:^|/)Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
+_SUBJECT_FIELDS = ("subject", "patient")
+
+
+def _zoned(value: Any, zone: tzinfo) -> tuple[Any, bool]:
+    """Every zone-less dateTime in `value`, read in `zone`; (new value, changed?)."""
+    if isinstance(value, str):
+        if _ZONELESS.match(value):
+            stamp = datetime.fromisoformat(value[:26] if "." in value else value)
+            return stamp.replace(tzinfo=zone).isoformat(), True
+        return value, False
+    if isinstance(value, dict):
+        out, changed = {}, False
+        for key, item in value.items():
+            out[key], hit = _zoned(item, zone)
+            changed = changed or hit
+        return (out, True) if changed else (value, False)
+    if isinstance(value, list):
+        items = [_zoned(item, zone) for item in value]
+        if any(hit for _, hit in items):
+            return [item for item, _ in items], True
+    return value, False
+
+
+def named_patient(raw: dict[str, Any]) -> str | None:
+    """The patient id a resource's subject/patient reference names (None when it names none we can read)."""
+    if raw.get("resourceType") == "Patient":
+        return raw.get("id") if isinstance(raw.get("id"), str) else None
+    for name in _SUBJECT_FIELDS:
+        ref = raw.get(name)
+        ref = ref.get("reference") if isinstance(ref, dict) else None
+        if isinstance(ref, str) and (m := _PATIENT_REF.search(ref)):
+            return m.group(1)
+    return None
+
+
+def other_patient(raw: dict[str, Any], patient_id: str | None) -> bool:
+    """True when the resource is about someone else. No subject (a patient-scoped search) means ours."""
+    named = named_patient(raw)
+    return patient_id is not None and named is not None and named != patient_id
+
+
+def parse_one(raw: dict[str, Any], patient_id: str | None = None, zone: tzinfo | None = None) -> Any | None:
     """Validate one resource; on failure, repair what is safe to repair and try again.
 
-    A malformed optional element (a bad date, a wrong type) is dropped; a missing required subject,
-    status or intent gets a stand-in. Anything else (bad id, unknown type) rejects the resource.
+    A zone-less dateTime is read in `zone`; a malformed optional element (a bad date, a wrong type) is
+    dropped; a missing required subject, status or intent gets a stand-in. Anything else (bad id,
+    unknown type) rejects the resource.
     """
     cls = model_class(str(raw.get("resourceType", "")))
     if cls is None:
         return None
     data = raw
-    for _ in range(_REPAIR_ROUNDS + 1):
+    zoned = zone is None
+    for _ in range(_REPAIR_ROUNDS + 2):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
+            if not zoned:
+                zoned = True
+                data, changed = _zoned(data, zone)
+                if changed:
+                    continue
             data = _repaired(data, exc, patient_id)
             if data is None:
                 return None
@@ -119,15 +178,17 @@ class ModelCache:
                 self._items.popitem(last=False)
 
 
-def parse_cached(raw: dict[str, Any], patient_id: str | None, cache: ModelCache | None) -> Any | None:
+def parse_cached(
+    raw: dict[str, Any], patient_id: str | None, cache: ModelCache | None, zone: tzinfo | None = None
+) -> Any | None:
     if cache is None or cache.max_entries <= 0:
-        return parse_one(raw, patient_id)
+        return parse_one(raw, patient_id, zone)
     key = cache.key(raw, patient_id)
     if key is None:
-        return parse_one(raw, patient_id)
+        return parse_one(raw, patient_id, zone)
     model = cache.get(key)
     if model is None:
-        model = parse_one(raw, patient_id)
+        model = parse_one(raw, patient_id, zone)
         if model is not None:
             cache.put(key, model)
     return model
@@ -153,22 +214,36 @@ def dedupe(raws: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [*by_key.values(), *anonymous]
 
 
+@dataclass
+class Parsed:
+    resources: dict[str, list[Any]] = field(default_factory=dict)  # resourceType -> models
+    skipped: Counter[str] = field(default_factory=Counter)  # invalid resources skipped, by type
+    filtered: int = 0  # judged irrelevant by the service's pre-filter
+    other_patient: Counter[str] = field(default_factory=Counter)  # about another patient, by type
+
+
 def parse_resources(
     raws: Iterable[dict[str, Any]],
     relevant: Callable[[dict[str, Any]], bool] | None = None,
     patient_id: str | None = None,
     keep: frozenset[str] = frozenset(),
     cache: ModelCache | None = None,
-) -> tuple[dict[str, list[Any]], Counter[str], int]:
-    """Returns (resources by type, invalid-skipped count by type, number filtered out as irrelevant).
+    zone: tzinfo | None = None,
+) -> Parsed:
+    """Parse what a rule can use; count what was skipped, filtered out or about another patient.
 
     `keep` names resources ("Type/id") that are parsed whatever the filter says: the draft orders
     point at them (reasonReference), so a rule must be able to resolve them.
     """
     parsed: dict[str, list[Any]] = defaultdict(list)
-    skipped: Counter[str] = Counter()
-    filtered = 0
+    out = Parsed()
     for raw in dedupe(raws):
+        rtype = str(raw.get("resourceType"))[:40]
+        if rtype == "OperationOutcome":
+            continue
+        if other_patient(raw, patient_id):
+            out.other_patient[rtype] += 1
+            continue
         if relevant is not None and f"{raw.get('resourceType')}/{raw.get('id')}" not in keep:
             try:
                 wanted = relevant(raw)
@@ -176,11 +251,12 @@ def parse_resources(
                 logger.warning("relevance filter failed", extra={"fields": {"type": raw.get("resourceType")}})
                 wanted = True
             if not wanted:
-                filtered += 1
+                out.filtered += 1
                 continue
-        model = parse_cached(raw, patient_id, cache)
+        model = parse_cached(raw, patient_id, cache, zone)
         if model is None:
-            skipped[str(raw.get("resourceType"))[:40]] += 1
+            out.skipped[rtype] += 1
             continue
         parsed[model.get_resource_type()].append(model)
-    return dict(parsed), skipped, filtered
+    out.resources = dict(parsed)
+    return out

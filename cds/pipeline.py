@@ -1,4 +1,5 @@
-"""The one-directional pipeline: request -> prefetch or FHIR fetch -> typed input -> handler -> response.
+"""The one-directional pipeline: request -> prefetch or FHIR fetch -> attachments as text -> typed input
+-> handler -> response.
 
 `Engine.evaluate` is shared by the HTTP endpoint and the offline `cds evaluate` command, so what
 the CLI prints is exactly what an EHR would receive.
@@ -10,10 +11,11 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from cds import metrics
+from cds.attachments import AttachmentStage, keep_for
 from cds.card_ids import CardIds
 from cds.cards import Card, Response
 from cds.client_trust import Caller
@@ -21,10 +23,11 @@ from cds.config import Settings
 from cds.fhir import Deadline, FetchResult, FhirClient, same_origin
 from cds.logs import IdHasher, log
 from cds.netguard import NetGuard
-from cds.parse import ModelCache, parse_one, parse_resources
-from cds.prefetch import Status, classify, render
+from cds.parse import ModelCache, dedupe, other_patient, parse_one, parse_resources
+from cds.prefetch import Status, classify, render, template_type
 from cds.registry import HookInput, Service
 from cds.request import HookError, HookRequest, parse_hook_request
+from cds.suppression import Suppressor, Withheld
 
 logger = logging.getLogger("cds.hook")
 _REF_PREFIX = "urn:uuid:"
@@ -38,6 +41,8 @@ class Gathered:
     fhir_ms: float = 0.0
     unresolved: list[str] = field(default_factory=list)
     degraded: list[str] = field(default_factory=list)
+    attachments: dict[str, int] = field(default_factory=dict)
+    incomplete: set[str] = field(default_factory=set)  # resource types whose data is partial (truncated)
 
 
 @dataclass
@@ -45,6 +50,13 @@ class Outcome:
     body: dict[str, Any]
     cards: list[Card]
     request: HookRequest
+    withheld: list[Withheld] = field(default_factory=list)  # cards feedback silences (cds.suppression)
+
+
+def _claimed_instance(body: Any) -> str | None:
+    """The hookInstance a body claims, for log correlation before it is validated (a string, bounded)."""
+    value = body.get("hookInstance") if isinstance(body, dict) else None
+    return value[:64] if isinstance(value, str) else None
 
 
 def _references(orders: Iterable[dict[str, Any]], fields: Iterable[str]) -> list[str]:
@@ -82,19 +94,32 @@ class Engine:
         self.guard = guard
         self.card_ids = card_ids  # signed card uuids: feedback knows a served card without the audit
         self.models = ModelCache(settings.parse_cache_entries)
+        self.attachments = AttachmentStage(settings, fhir)
+        # Set by create_app when a store is configured; None (the offline `cds evaluate`) shows every card.
+        self.suppressor: Suppressor | None = None
+
+    @property
+    def zone(self) -> tzinfo:
+        return self.settings.zone
 
     def now(self) -> datetime:
-        return self.settings.clock or datetime.now(UTC)
+        """The hook's clock, in the site's zone (day windows are counted in local days)."""
+        return (self.settings.clock or datetime.now(UTC)).astimezone(self.zone)
 
     def evaluate(self, service: Service, body: Any, caller: Caller | None = None) -> Outcome:
         """`caller` is the authenticated CDS client (None when auth is off)."""
         started = time.perf_counter()
-        request = parse_hook_request(body, service.hook, require_https=self.settings.profile == "prod")
-        fields: dict[str, Any] = {"hookInstance": request.hook_instance, "service": service.id}
+        fields: dict[str, Any] = {"hookInstance": _claimed_instance(body), "service": service.id}
         try:
+            # Inside the try: a request that fails validation is a rejected call and is logged as one.
+            request = parse_hook_request(body, service.hook, require_https=self.settings.profile == "prod")
+            for warning in request.warnings:
+                log(logger, logging.WARNING, "hook.accepted_with_warning", warning=warning, **fields)
             self.check_fhir_server(request, caller)
             self.check_prefetch_size(request)
-            gathered = self.gather(service, request, Deadline(self.settings.fhir_deadline_s))
+            deadline = Deadline(self.settings.fhir_deadline_s)
+            gathered = self.gather(service, request, deadline)
+            self.read_attachments(service, request, gathered, deadline)
             fields.update(
                 prefetch=gathered.prefetch_status,
                 fhir_calls=gathered.fhir_calls,
@@ -108,6 +133,12 @@ class Engine:
             if undeclared:  # a rule the service does not declare: a bug, never shown to a clinician
                 log(logger, logging.ERROR, "hook.undeclared_rule", service=service.id, cards=undeclared)
                 raise RuntimeError(f"{service.id} returned undeclared rules {undeclared}")
+            withheld: list[Withheld] = []
+            suppression = "off"
+            if self.suppressor is not None and cards:
+                cards, withheld, suppression = self.suppressor.withhold(
+                    service, self.hasher(request.patient_id), cards, [*gathered.raws, *request.draft_orders]
+                )
             body_out = Response(cards=cards).to_json()
         except HookError as err:
             log(
@@ -116,9 +147,11 @@ class Engine:
                 "hook.rejected",
                 status=err.status,
                 reason=err.code,
+                message=err.message[:300],
                 **fields,
                 ms=round((time.perf_counter() - started) * 1000, 1),
             )
+            err.logged = True
             metrics.observe_hook(service.id, service.hook, time.perf_counter() - started, outcome="rejected")
             raise
         log(
@@ -131,9 +164,13 @@ class Engine:
             cards=len(cards),
             rules=[c.rule for c in cards],
             indicators=[c.indicator for c in cards],
+            suppressed=[w.card.rule for w in withheld],
+            suppression=suppression,
             skipped_invalid=dict(hook_input.skipped),
             unresolved=len(gathered.unresolved),
             degraded=gathered.degraded,
+            incomplete=sorted(gathered.incomplete),
+            attachments=gathered.attachments,
             ms=round((time.perf_counter() - started) * 1000, 1),
         )
         metrics.observe_hook(
@@ -143,7 +180,7 @@ class Engine:
             prefetch_status=gathered.prefetch_status,
             cards=cards,
         )
-        return Outcome(body_out, cards, request)
+        return Outcome(body_out, cards, request, withheld)
 
     # -- stage 2: prefetch or FHIR fetch ---------------------------------------------------------
 
@@ -187,12 +224,19 @@ class Engine:
                     out.prefetch_status[key] = "no-token-value"
                 else:
                     queries[key] = query
-        known = {f"{r.get('resourceType')}/{r.get('id')}" for r in [*out.raws, *request.draft_orders]}
-        reads = {
-            f"ref:{ref}": ref
+        drafts = [*request.draft_orders, *request.draft_extras]
+        known = {f"{r.get('resourceType')}/{r.get('id')}" for r in [*out.raws, *drafts]}
+        wanted = [
+            ref
             for ref in dict.fromkeys(_references(request.draft_orders, service.resolve_references))
             if ref not in known
-        }
+        ]
+        cap = self.settings.fhir_max_reference_reads
+        if len(wanted) > cap:  # one call's draft orders must not buy it an unbounded number of reads
+            log(logger, logging.WARNING, "fhir.reference_reads_capped", wanted=len(wanted), read=cap)
+            out.unresolved.extend(wanted[cap:])
+            wanted = wanted[:cap]
+        reads = {f"ref:{ref}": ref for ref in wanted}
         if not (queries or pages or reads):
             return out
         for key, url in list(pages.items()):
@@ -206,15 +250,19 @@ class Engine:
                 )
                 pages.pop(key)
                 out.degraded.append(key)
+                out.incomplete.add(template_type(service.prefetch[key]))
         if not (queries or pages or reads):
             return out
         if not request.fhir_server:
-            if queries:
+            required = sorted(k for k in queries if k not in service.optional_prefetch)
+            if required:
                 raise HookError(
                     412,
-                    f"prefetch for {', '.join(sorted(queries))} is missing and no fhirServer was given",
+                    f"prefetch for {', '.join(required)} is missing and no fhirServer was given",
                     code="prefetch-missing",
                 )
+            out.degraded.extend(sorted(queries))  # optional data the client did not send: answer without it
+            out.incomplete.update(template_type(service.prefetch[k]) for k in queries)
             out.unresolved.extend(reads.values())
             return out
         token = request.fhir_authorization.access_token if request.fhir_authorization else None
@@ -242,6 +290,9 @@ class Engine:
         for key, result in results.items():
             out.fhir_calls += result.calls
             out.raws.extend(result.resources)
+            if result.truncated and key in service.prefetch:
+                # Cut at the page or size cap: "nothing on file" is not known for this type (issue 15).
+                out.incomplete.add(template_type(service.prefetch[key]))
             if key in queries:
                 out.prefetch_status[key] = f"fetched:{result.error}" if result.error else "fetched"
             if result.ok:
@@ -252,6 +303,8 @@ class Engine:
                 failed.append(f"{key} ({result.error})")
             else:
                 out.degraded.append(key)
+                if key in service.prefetch:
+                    out.incomplete.add(template_type(service.prefetch[key]))
         if failed:
             raise HookError(
                 412,
@@ -259,20 +312,59 @@ class Engine:
                 code="fhir-unavailable",
             )
 
-    # -- stage 3: typed input ----------------------------------------------------------------------
+    # -- stage 3: attachments become text ------------------------------------------------------------
+
+    def read_attachments(
+        self, service: Service, request: HookRequest, gathered: Gathered, deadline: Deadline
+    ) -> None:
+        """Report files of the resources the service keeps: fetched by url, read into inline text.
+
+        Never raises for a missing attachment: the rules answer from what arrived within the deadline.
+        """
+        token = request.fhir_authorization.access_token if request.fhir_authorization else None
+        fetch_started = time.perf_counter()
+        gathered.raws = dedupe(gathered.raws)  # two prefetch keys may return the same report: read it once
+        try:
+            gathered.raws, gathered.attachments = self.attachments.normalize(
+                gathered.raws,
+                keep=keep_for(service.relevant, service.wants_attachments, self.now()),
+                fhir_server=request.fhir_server,
+                token=token,
+                deadline=deadline,
+            )
+        except Exception as exc:  # odd JSON the stage did not foresee: answer from the resources as sent
+            log(logger, logging.ERROR, "attachments.failed", error_type=type(exc).__name__)
+        if gathered.attachments:
+            gathered.fhir_ms += (time.perf_counter() - fetch_started) * 1000
+
+    # -- stage 4: typed input ----------------------------------------------------------------------
 
     def build_input(self, service: Service, request: HookRequest, gathered: Gathered) -> HookInput:
         referenced = frozenset(_references(request.draft_orders, service.resolve_references))
-        resources, skipped, _ = parse_resources(
-            gathered.raws, service.relevant, request.patient_id, referenced, self.models
+        zone = self.zone
+        parsed = parse_resources(
+            gathered.raws, service.relevant, request.patient_id, referenced, self.models, zone
         )
-        orders = []
-        for raw in request.draft_orders:
-            model = parse_one(raw, request.patient_id)
-            if model is None:
-                skipped[f"draft:{raw.get('resourceType')}"] += 1
-            else:
-                orders.append(model)
+        skipped, foreign = parsed.skipped, parsed.other_patient
+        drafts: dict[str, list[Any]] = {"orders": [], "extras": []}
+        for kind, raws in (("orders", request.draft_orders), ("extras", request.draft_extras)):
+            for raw in raws:
+                if other_patient(raw, request.patient_id):
+                    foreign[f"draft:{raw.get('resourceType')}"] += 1
+                    continue
+                model = parse_one(raw, request.patient_id, zone)
+                if model is None:
+                    skipped[f"draft:{raw.get('resourceType')}"] += 1
+                else:
+                    drafts[kind].append(model)
+        if foreign:  # counted by type only: which patient it named is nobody's business in a log
+            log(
+                logger,
+                logging.WARNING,
+                "hook.other_patient_dropped",
+                service=service.id,
+                counts=dict(foreign),
+            )
         return HookInput(
             hook=request.hook,
             hook_instance=request.hook_instance,
@@ -280,9 +372,12 @@ class Engine:
             user_id=request.context["userId"],
             now=self.now(),
             context=request.context,
-            resources=resources,
-            draft_orders=orders,
+            resources=parsed.resources,
+            draft_orders=drafts["orders"],
             selections=request.selections,
             skipped=dict(skipped),
             unresolved=tuple(gathered.unresolved),
+            draft_extras=drafts["extras"],
+            other_patient=dict(foreign),
+            incomplete=tuple(sorted(gathered.incomplete)),
         )

@@ -3,6 +3,8 @@
 CDS Hooks 2.0 allows only `{{context.<root primitive>}}` and the four `{{user*Id}}` tokens.
 Values are URL-encoded when rendered. The meaning of a prefetch value follows the spec:
 absent key -> fetch it; null -> no data; empty Bundle -> no data; OperationOutcome -> treat as absent.
+A search Bundle whose only entries are informational outcomes (`search.mode` `outcome`, severity
+information or warning: Epic's "no results") is a successful, empty search, not a failure.
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ def check_template(key: str, template: str) -> None:
             raise TemplateError(f"prefetch {key!r}: token {{{{{token}}}}} is not allowed by CDS Hooks 2.0")
     if "{{" in TOKEN.sub("", template) or "}}" in TOKEN.sub("", template):
         raise TemplateError(f"prefetch {key!r}: unbalanced token braces")
+
+
+def template_type(template: str) -> str:
+    """The resource type a template reads ("Condition?patient=..." -> "Condition")."""
+    return template.split("?", 1)[0].split("/", 1)[0]
 
 
 def token_values(context: dict[str, Any]) -> dict[str, str]:
@@ -92,6 +99,19 @@ def _is_outcome(resource: Any) -> bool:
     return isinstance(resource, dict) and resource.get("resourceType") == "OperationOutcome"
 
 
+_BENIGN = frozenset({"information", "warning"})
+
+
+def _benign_outcome(entry: Any) -> bool:
+    """An entry that only informs about the search (no results, paging notes), not a failure."""
+    if not isinstance(entry, dict) or not _is_outcome(entry.get("resource")):
+        return False
+    search = entry.get("search") if isinstance(entry.get("search"), dict) else {}
+    issues = entry["resource"].get("issue") or []
+    severities = {i.get("severity") for i in issues if isinstance(i, dict)}
+    return search.get("mode") == "outcome" or (bool(severities) and severities <= _BENIGN)
+
+
 def classify(key: str, prefetch: dict[str, Any]) -> PrefetchValue:
     """What the client's prefetch says for one key (shape was already checked by request validation)."""
     if key not in prefetch:
@@ -103,9 +123,12 @@ def classify(key: str, prefetch: dict[str, Any]) -> PrefetchValue:
         return PrefetchValue(Status.MISSING, reason="operation-outcome")
     if value.get("resourceType") != "Bundle":
         return PrefetchValue(Status.DATA, resources=(value,))
-    entries = [e.get("resource") for e in value.get("entry") or [] if isinstance(e, dict)]
+    raw_entries = [e for e in value.get("entry") or [] if isinstance(e, dict)]
+    entries = [e.get("resource") for e in raw_entries]
     resources = tuple(r for r in entries if isinstance(r, dict) and not _is_outcome(r))
     if entries and not resources and any(_is_outcome(r) for r in entries):
+        if all(_benign_outcome(e) for e in raw_entries if _is_outcome(e.get("resource"))):
+            return PrefetchValue(Status.EMPTY, reason="no-results")
         return PrefetchValue(Status.MISSING, reason="operation-outcome")
     next_url = next(
         (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from functools import cached_property
 from typing import Any
 
@@ -36,29 +36,42 @@ class HookInput:
     selections: tuple[str, ...] = ()
     skipped: Mapping[str, int] = field(default_factory=dict)  # resourceType -> invalid resources skipped
     unresolved: tuple[str, ...] = ()  # references of draft orders that no source could resolve
+    draft_extras: list[Any] = field(default_factory=list)  # non-order resources sent in draftOrders
+    other_patient: Mapping[str, int] = field(default_factory=dict)  # dropped: about another patient
+    incomplete: tuple[str, ...] = ()  # resource types whose search was cut short ("none on file" is unsure)
 
     def of(self, resource_type: str) -> list[Any]:
         return list(self.resources.get(resource_type, []))
 
-    def resolve(self, reference: str) -> Any | None:
-        """Find 'Type/id' among draft orders and fetched resources (prefetch or FHIR reads)."""
-        return self._by_reference.get(reference)
+    def resolve(self, reference: str, container: Any = None) -> Any | None:
+        """Find a referenced resource: `#id` in `container.contained`, else 'Type/id' (or an absolute URL
+        ending in it) among draft orders, other draftOrders entries and fetched resources."""
+        if reference.startswith("#"):
+            return next(
+                (c for c in getattr(container, "contained", None) or [] if c.id == reference[1:]), None
+            )
+        parts = reference.split("/_history/")[0].rstrip("/").split("/")
+        if len(parts) < 2:
+            return None
+        return self._by_reference.get((parts[-2], parts[-1]))
 
     @cached_property
-    def _by_reference(self) -> dict[str, Any]:
-        """'Type/id' -> the first draft order, else the first resource, with it. Built once per call: a
-        scan per reference cost orders x references (20,000 draft orders took 53 s)."""
-        index: dict[str, Any] = {}
-        for res in self.draft_orders:
-            index.setdefault(f"{res.get_resource_type()}/{res.id}", res)
+    def _by_reference(self) -> dict[tuple[str, str], Any]:
+        """(type, id) -> the first draft order, other draftOrders entry, else fetched resource with it.
+        Built once per call: a scan per reference cost orders x references (20,000 draft orders: 53 s)."""
+        index: dict[tuple[str, str], Any] = {}
+        for res in [*self.draft_orders, *self.draft_extras]:
+            index.setdefault((res.get_resource_type(), res.id), res)
         for rtype, items in self.resources.items():
             for res in items:
-                index.setdefault(f"{rtype}/{res.id}", res)
+                index.setdefault((rtype, res.id), res)
         return index
 
 
 Handler = Callable[[HookInput], list[Card]]
 RawFilter = Callable[[dict[str, Any]], bool]
+# (raw resource, today) -> read its attachments? Asked only for resources `relevant` keeps.
+AttachmentFilter = Callable[[dict[str, Any], date], bool]
 INDICATORS = ("info", "warning", "critical")
 
 
@@ -87,11 +100,21 @@ class Service:
     prefetch: Mapping[str, str] = field(default_factory=dict)
     usage_requirements: str | None = None
     relevant: RawFilter | None = None
+    # Which kept DiagnosticReports/DocumentReferences have their attachments fetched and read (e.g. only
+    # notes within the rules' windows); None: every one that `relevant` keeps.
+    wants_attachments: AttachmentFilter | None = None
     # Reference fields of draft orders that the engine resolves (bundle, prefetch, then FHIR read).
     resolve_references: tuple[str, ...] = ()
     # Prefetch keys whose fetch failure degrades the answer (logged) instead of returning 412.
     optional_prefetch: frozenset[str] = frozenset()
     rules: tuple[Rule, ...] = ()  # every rule the handler may fire; empty = undeclared (test services)
+    knowledge: Mapping[str, str] = field(default_factory=dict)  # knowledge file -> version (for /readyz)
+    # Suppression (cds.suppression), a site setting kept in the knowledge files: override reason code ->
+    # days the same rule stays silent for the patient; days an accepted order suggestion silences it (until
+    # the chart shows the order); rule ids that are never silenced. Empty: feedback silences nothing.
+    suppress_after: Mapping[str, int] = field(default_factory=dict)
+    suppress_accepted_days: int | None = None
+    never_suppress: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.hook not in SUPPORTED_HOOKS:
@@ -104,6 +127,12 @@ class Service:
         ids = [r.id for r in self.rules]
         if len(ids) != len(set(ids)):
             raise ValueError(f"service {self.id}: a rule id is declared twice")
+        periods = [*self.suppress_after.values(), self.suppress_accepted_days or 0]
+        if any(not isinstance(d, int) or isinstance(d, bool) or d < 0 for d in periods):
+            raise ValueError(f"service {self.id}: suppression periods are whole days, zero or more")
+        if self.rules and set(self.never_suppress) - set(ids):
+            unknown = sorted(set(self.never_suppress) - set(ids))
+            raise ValueError(f"service {self.id}: never_suppress names undeclared rules {unknown}")
 
     def rule(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
@@ -155,3 +184,7 @@ class Registry:
 
     def discovery(self) -> dict[str, Any]:
         return {"services": [s.discovery() for s in self._services.values()]}
+
+    def knowledge(self) -> dict[str, str]:
+        """Versions of every knowledge file the services were built from."""
+        return {path: version for s in self._services.values() for path, version in s.knowledge.items()}

@@ -23,6 +23,7 @@ class HookError(Exception):
         self.message = message
         self.code = code
         self.retry_after = retry_after  # seconds, sent as Retry-After (a 503 the caller should retry)
+        self.logged = False  # set once `hook.rejected` / `feedback.rejected` was written for it
 
 
 # \Z, not $: "$" also matches before a final newline, so "Practitioner/1\n" passed as a reference.
@@ -69,6 +70,11 @@ class HookRequest:
     prefetch: dict[str, Any]
     draft_orders: list[dict[str, Any]]
     selections: tuple[str, ...]
+    # Non-order resources an EHR put in draftOrders (a Condition the order's reasonReference points at,
+    # say): never judged as orders, but references resolve to them.
+    draft_extras: list[dict[str, Any]] = field(default_factory=list)
+    # Harmless oddities of real clients that were accepted, for the pipeline to log (e.g. a blank token).
+    warnings: tuple[str, ...] = ()
 
     @property
     def patient_id(self) -> str:
@@ -107,8 +113,20 @@ def _fhir_server(value: str | None, require_https: bool) -> str | None:
     return value
 
 
+BLANK_TOKEN = "fhirAuthorization-blank-access-token"
+
+
+def _blank_token(value: Any) -> bool:
+    """A real client (the Da Vinci CRD Request Generator) sends `fhirAuthorization` with an empty or
+    absent `access_token` when its FHIR server is open. That grants nothing, so it means no authorization."""
+    return isinstance(value, dict) and (
+        value.get("access_token") is None
+        or (isinstance(value["access_token"], str) and not value["access_token"].strip())
+    )
+
+
 def _authorization(value: Any) -> FhirAuthorization | None:
-    if value is None:
+    if value is None or _blank_token(value):
         return None
     if not isinstance(value, dict):
         raise _fail("fhirAuthorization must be an object")
@@ -126,29 +144,32 @@ def _authorization(value: Any) -> FhirAuthorization | None:
     return FhirAuthorization(token, token_type, expires_in, scope, subject, patient)
 
 
-def _draft_orders(value: Any) -> list[dict[str, Any]]:
+def _draft_orders(value: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(orders, other resources) of the draftOrders Bundle.
+
+    Real EHRs sometimes include the Condition an order's reasonReference points at: harmless, so it is
+    kept for reference resolution and otherwise ignored, rather than refusing the whole call.
+    """
     if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
         raise _fail("context.draftOrders must be a FHIR Bundle")
     entries = value.get("entry", [])
     if not isinstance(entries, list):
         raise _fail("context.draftOrders.entry must be an array")
-    orders = []
+    orders, extras = [], []
     for i, entry in enumerate(entries):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             raise _fail(f"context.draftOrders.entry[{i}].resource must be a FHIR resource")
-        if resource["resourceType"] not in _DRAFT_TYPES:
-            raise _fail(
-                f"context.draftOrders.entry[{i}]: {resource['resourceType']} is not an order resource"
-            )
         rid = resource.get("id")
         if rid is not None and (not isinstance(rid, str) or not _ID.match(rid)):
             raise _fail(f"context.draftOrders.entry[{i}].id is not a valid FHIR id")
-        orders.append(resource)
-    return orders
+        (orders if resource["resourceType"] in _DRAFT_TYPES else extras).append(resource)
+    return orders, extras
 
 
-def _context(hook: str, context: Any) -> tuple[dict[str, Any], list[dict[str, Any]], tuple[str, ...]]:
+def _context(
+    hook: str, context: Any
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], tuple[str, ...]]:
     if not isinstance(context, dict):
         raise _fail("context must be an object")
     user_id = _string(context, "userId", "context")
@@ -163,23 +184,23 @@ def _context(hook: str, context: Any) -> tuple[dict[str, Any], list[dict[str, An
     if encounter_id is not None and not _ID.match(encounter_id):
         raise _fail("context.encounterId must be a FHIR id")
     if hook == "patient-view":
-        return context, [], ()
+        return context, [], [], ()
     if "draftOrders" not in context:
         raise _fail("context.draftOrders is required")
-    orders = _draft_orders(context["draftOrders"])
+    orders, extras = _draft_orders(context["draftOrders"])
     selections: tuple[str, ...] = ()
     if hook == "order-select":
         raw = context.get("selections")
         if not isinstance(raw, list) or not raw or not all(isinstance(s, str) for s in raw):
             raise _fail("context.selections must be a non-empty array of references")
-        present = {f"{o['resourceType']}/{o.get('id')}" for o in orders}
+        present = {f"{o['resourceType']}/{o.get('id')}" for o in orders + extras}
         for sel in raw:
             if not _REF.match(sel):
                 raise _fail(f"context.selections: {sel[:80]!r} is not a reference like ServiceRequest/123")
             if sel not in present:
                 raise _fail(f"context.selections: {sel} is not an entry of draftOrders")
         selections = tuple(raw)
-    return context, orders, selections
+    return context, orders, extras, selections
 
 
 def parse_hook_request(body: Any, expected_hook: str, *, require_https: bool = False) -> HookRequest:
@@ -192,10 +213,12 @@ def parse_hook_request(body: Any, expected_hook: str, *, require_https: bool = F
     if not _UUID.match(hook_instance):  # the canonical form only, as openapi.yaml says
         raise _fail("hookInstance must be a UUID")
     fhir_server = _fhir_server(_string(body, "fhirServer", "request", required=False), require_https)
-    authorization = _authorization(body.get("fhirAuthorization"))
+    raw_authorization = body.get("fhirAuthorization")
+    authorization = _authorization(raw_authorization)
+    warnings = (BLANK_TOKEN,) if _blank_token(raw_authorization) else ()
     if authorization and not fhir_server:
         raise _fail("fhirServer is required when fhirAuthorization is present")
-    context, orders, selections = _context(hook, body.get("context"))
+    context, orders, extras, selections = _context(hook, body.get("context"))
     prefetch = body.get("prefetch", {})
     if prefetch is None:
         prefetch = {}
@@ -215,4 +238,6 @@ def parse_hook_request(body: Any, expected_hook: str, *, require_https: bool = F
         prefetch=prefetch,
         draft_orders=orders,
         selections=selections,
+        draft_extras=extras,
+        warnings=warnings,
     )

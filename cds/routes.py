@@ -33,11 +33,14 @@ def invoke(service_id: str):
 def _audit(service_id: str, outcome) -> None:
     """Audit every card of a hook response (queued off the request path; never raises into the call)."""
     store = get_store()
-    if store is None or not outcome.cards:
+    if store is None or not (outcome.cards or outcome.withheld):
         return
     request = outcome.request
     patient_hash = state().engine.hasher(request.patient_id)
-    store.record_served(service_id, request.hook_instance, patient_hash, outcome.cards)
+    if outcome.cards:
+        store.record_served(service_id, request.hook_instance, patient_hash, outcome.cards)
+    if outcome.withheld:
+        store.record_suppressed(service_id, request.hook_instance, patient_hash, outcome.withheld)
 
 
 @blueprint.get("/openapi.yaml")
@@ -53,9 +56,15 @@ def healthz():
 
 @blueprint.get("/readyz")
 def readyz():
-    """Readiness: configuration loaded and, when an audit store is configured, its database reachable."""
+    """Readiness: configuration loaded and, when an audit store is configured, its database reachable; also
+    the version of every knowledge file the services run on (what a CDS committee approved)."""
     ready, checks = readiness(state())
-    response = jsonify({"status": "ok" if ready else "unavailable", "checks": checks})
+    body = {
+        "status": "ok" if ready else "unavailable",
+        "checks": checks,
+        "knowledge": state().registry.knowledge(),
+    }
+    response = jsonify(body)
     response.status_code = 200 if ready else 503
     return response
 

@@ -204,8 +204,10 @@ def validate_feedback(body: Any) -> list[str]:
             if not isinstance(reason, dict) or not (reason.get("reason") or reason.get("userComment")):
                 errors.append(f"{p}.overrideReason: needs a reason or a userComment (cds-fb-3)")
             else:
-                if "reason" in reason:  # it echoes one of the card's overrideReasons, which carry a display
-                    _coding(reason["reason"], f"{p}.overrideReason.reason", errors, need_display=True)
+                if "reason" in reason:
+                    # The card's overrideReasons carry a display (cds-resp-4), but the feedback Coding need
+                    # not: the spec's own example and the CDS Hooks sandbox send only system and code.
+                    _coding(reason["reason"], f"{p}.overrideReason.reason", errors)
                 if "userComment" in reason and not isinstance(reason["userComment"], str):
                     errors.append(f"{p}.overrideReason.userComment: must be a string")
     return errors

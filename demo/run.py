@@ -189,11 +189,12 @@ def write_replays(stack: DemoStack) -> None:
     with requests.Session() as http:
         for story in stack.stories:
             hooks = ["patient-view"]
-            if draft_orders(stack.fhir.base_url, story.patient_id, http):
+            writing = story.orders_being_written(stack.today)
+            if writing or draft_orders(stack.fhir.base_url, story.patient_id, http):
                 hooks += ["order-select", "order-sign"]
             for hook in hooks:
                 path = stack.requests_dir / f"{story.key}.{hook}.json"
-                body = hook_request(stack.fhir.base_url, story.patient_id, hook, http)
+                body = hook_request(stack.fhir.base_url, story.patient_id, hook, http, writing)
                 path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
                 stack.replays[(story.key, hook)] = path
 
@@ -234,15 +235,24 @@ def banner(stack: DemoStack) -> list[str]:
     ]
     for n, story in enumerate(stack.stories, 1):
         lines.append(f"{n}. [{story.screen}] {story.title}")
-        lines.append(f"   {story.sandbox_url(stack.fhir.base_url, stack.discovery_url)}")
-        if story.sandbox_order:
-            lines.append(f"   order screen: {story.sandbox_order}")
+        link = story.sandbox_url(stack.fhir.base_url, stack.discovery_url)
+        if link:
+            lines.append(f"   {link}")
+        order_link = story.sandbox_order_url(stack.fhir.base_url, stack.discovery_url)
+        if order_link:
+            lines.append(f"   order screen (PAMA): {order_link}")
+            lines.append(f"   there: {story.sandbox_order}")
         else:
             replay = stack.replays.get((story.key, story.replay_hook))
             lines.append(f"   not in the sandbox: {story.sandbox_gap}")
             if replay:
                 lines.append(
                     f"   replay: CDS_FHIR_ALLOWED_HOSTS={HOST} .venv/bin/cds evaluate {_shown(replay)}"
+                )
+            if story.screen != "patient-view":
+                lines.append(
+                    f"   or in the Da Vinci CRD Request Generator: patient {story.patient_id}, any of its "
+                    "draft ServiceRequests (README 'A second client')"
                 )
     lines += ["", "Ctrl-C stops the FHIR server and the service."]
     return lines

@@ -7,6 +7,10 @@ directives keep templates legible and the stories true on any day:
 - `{$ago: P2W}` becomes `2026-11-08` (today minus an ISO 8601 duration: years, months, weeks, days);
   `{$ago: P2W, time: "16:30:00Z"}` becomes `2026-11-08T16:30:00Z`.
 - `{$base64: text}` becomes the base64 of the UTF-8 text, so report attachments stay readable.
+- `{$pdf: {binary: ID, text: ..., title: ..., scanned: true}}` (scanned: an image of the page, no text
+  layer) as an attachment becomes `{contentType: application/pdf,
+  url: Binary/ID}`, and the story gains a Binary ID holding the text as a PDF (generated with fpdf2), as an
+  EHR stores an EMG machine's export: the service must fetch and read it (issue 14).
 
 "Today" is the UTC date because the service measures durations with `datetime.now(UTC)`: a local date
 would be a day off every evening west of Greenwich.
@@ -66,7 +70,39 @@ def materialize(value: Any, today: date) -> Any:
         if len(value) != 1:
             raise ValueError(f"$base64 takes only the text: {sorted(value)}")
         return base64.b64encode(str(value["$base64"]).encode("utf-8")).decode("ascii")
+    if "$pdf" in value:
+        spec = _pdf_spec(value)
+        attachment = {"contentType": "application/pdf", "url": f"Binary/{spec['binary']}"}
+        return attachment | ({"title": spec["title"]} if "title" in spec else {})
     return {k: materialize(v, today) for k, v in value.items()}
+
+
+def _pdf_spec(value: dict[str, Any]) -> dict[str, Any]:
+    spec = value["$pdf"]
+    if len(value) != 1 or not isinstance(spec, dict) or set(spec) - {"binary", "text", "title", "scanned"}:
+        raise ValueError(f"$pdf takes only {{binary, text, title, scanned}}: {value}")
+    if not spec.get("binary") or not spec.get("text"):
+        raise ValueError(f"$pdf needs a binary id and the report text: {value}")
+    return spec
+
+
+def pdf_binaries(value: Any) -> list[dict[str, Any]]:
+    """The Binary resources the `$pdf` directives of a template ask for, the PDFs made from their text."""
+    if isinstance(value, list):
+        return [b for v in value for b in pdf_binaries(v)]
+    if not isinstance(value, dict):
+        return []
+    if "$pdf" in value:
+        # fpdf2: a demo/test dependency, loaded on use
+        from fhir_fixtures.report_files import pdf_report, scanned_pdf_report
+
+        spec = _pdf_spec(value)
+        make = scanned_pdf_report if spec.get("scanned") else pdf_report  # scanned: an image, no text layer
+        data = base64.b64encode(make(str(spec["text"]))).decode("ascii")
+        return [
+            {"resourceType": "Binary", "id": spec["binary"], "contentType": "application/pdf", "data": data}
+        ]
+    return [b for v in value.values() for b in pdf_binaries(v)]
 
 
 @dataclass(frozen=True)
@@ -85,7 +121,7 @@ class Story:
     key: str  # template file stem, e.g. "01-l5-no-mri"
     patient_id: str
     title: str  # the one line `make demo` prints
-    screen: str  # the sandbox screen the link opens: patient-view, order-select or order-sign
+    screen: str  # the hook the story is about: patient-view, order-select or order-sign
     sandbox_order: str | None  # what to pick on the sandbox's PAMA (order) screen, and what it shows
     sandbox_gap: str | None  # why the sandbox cannot send this story's order (then it is replayed)
     expect: dict[str, tuple[ExpectedCard, ...]]  # service id -> cards; a service not named returns none
@@ -97,18 +133,56 @@ class Story:
         return self.screen if self.screen != "patient-view" else "order-select"
 
     def resources(self, today: date) -> list[dict[str, Any]]:
-        return [materialize(r, today) for r in self.template]
+        """The story's FHIR resources, plus a Binary for each report it keeps as a PDF."""
+        return [materialize(r, today) for r in self.template] + pdf_binaries(list(self.template))
 
-    def sandbox_url(self, fhir_base: str, discovery_url: str) -> str:
-        """A link that opens the sandbox on this patient, our FHIR server and our discovery endpoint."""
-        params = {
-            "fhirServiceUrl": fhir_base,
-            "patientId": self.patient_id,
-            "serviceDiscoveryURL": discovery_url,
-        }
+    def _being_written(self, resource: dict[str, Any]) -> bool:
+        """A patient-view story's draft order is the order the clinician writes *after* reading the cards:
+        it is not on the chart yet (a pended order on the chart would rightly silence the MRI card)."""
+        return (
+            self.screen == "patient-view"
+            and resource["resourceType"] == "ServiceRequest"
+            and resource.get("status") == "draft"
+        )
+
+    def chart(self, today: date) -> list[dict[str, Any]]:
+        """What the FHIR server holds for this patient."""
+        return [r for r in self.resources(today) if not self._being_written(r)]
+
+    def orders_being_written(self, today: date) -> list[dict[str, Any]]:
+        """Draft orders a replayed order hook carries in draftOrders, not read from the chart."""
+        return [r for r in self.resources(today) if self._being_written(r)]
+
+    def sandbox_url(self, fhir_base: str, discovery_url: str, sandbox: str = SANDBOX) -> str | None:
+        """The sandbox's patient-view screen on this patient, our FHIR server and our discovery endpoint;
+        None for a story about an order hook, which the sandbox cannot send (see `sandbox_order_url`).
+
+        The screen and hook are spelled out: the sandbox remembers the last ones in localStorage, so a link
+        without them opens the PAMA screen again after a PAMA link was followed.
+        """
         if self.screen != "patient-view":
-            params |= {"screen": "pama", "hook": self.screen}
-        return f"{SANDBOX}?{urlencode(params, safe=':/')}"
+            return None
+        return sandbox_link(
+            sandbox, fhir_base, self.patient_id, discovery_url, screen="patient-view", hook="patient-view"
+        )
+
+    def sandbox_order_url(self, fhir_base: str, discovery_url: str, sandbox: str = SANDBOX) -> str | None:
+        """The sandbox's order screen (PAMA) on this patient, for a story whose order can be picked there.
+
+        PAMA calls only the order-select services: it has no sign button, and the `hook` query parameter
+        merely renames the hook in every request body, so `hook=order-sign` sends order-sign to the
+        order-select services, which answer 400. The link therefore always says `hook=order-select`.
+        """
+        if not self.sandbox_order:
+            return None
+        return sandbox_link(
+            sandbox, fhir_base, self.patient_id, discovery_url, screen="pama", hook="order-select"
+        )
+
+
+def sandbox_link(sandbox: str, fhir_base: str, patient_id: str, discovery_url: str, **screen: str) -> str:
+    params = {"fhirServiceUrl": fhir_base, "patientId": patient_id, "serviceDiscoveryURL": discovery_url}
+    return f"{sandbox}?{urlencode({**params, **screen}, safe=':/')}"
 
 
 def _expected(raw: dict[str, Any], where: str) -> dict[str, tuple[ExpectedCard, ...]]:
@@ -169,7 +243,7 @@ def transaction(story: Story, today: date) -> dict[str, Any]:
     """
     entries = [
         {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-        for r in story.resources(today)
+        for r in story.chart(today)
     ]
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
@@ -189,15 +263,20 @@ def draft_orders(
 
 
 def hook_request(
-    fhir_base: str, patient_id: str, hook: str, session: requests.Session | None = None
+    fhir_base: str,
+    patient_id: str,
+    hook: str,
+    session: requests.Session | None = None,
+    writing: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A hook call with no prefetch, so the service fetches the chart from `fhir_base` itself.
 
-    Order hooks carry the patient's draft orders from the server; order-select selects all of them.
+    Order hooks carry the patient's draft orders from the server, plus `writing` (the orders being written
+    that are not on the chart yet); order-select selects all of them.
     """
     context: dict[str, Any] = {"userId": DEMO_USER, "patientId": patient_id}
     if hook != "patient-view":
-        drafts = draft_orders(fhir_base, patient_id, session)
+        drafts = [*draft_orders(fhir_base, patient_id, session), *(writing or [])]
         context["draftOrders"] = {
             "resourceType": "Bundle",
             "type": "collection",

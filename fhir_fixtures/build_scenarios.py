@@ -27,8 +27,9 @@ from pathlib import Path
 import yaml
 
 HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:  # `python -m fhir_fixtures.build_scenarios` or an import by file path
-    sys.path.insert(0, str(HERE))
+for path in (HERE, HERE.parent):  # scenariogen, and the registry (hooks) the rule ids are read from
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
 from scenariogen import emg_ncs_necessity, l5_order_select, patient_view, patient_view_edges  # noqa: E402
 from scenariogen.validation import validate  # noqa: E402

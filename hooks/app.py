@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Iterable
+from dataclasses import replace
 from types import ModuleType
 
 from flask import Flask
@@ -18,19 +19,32 @@ from cds import app as engine_app
 from cds import cli
 from cds.config import Settings
 from cds.registry import Service
-from hooks.common.context import ClinicalContext
+from hooks.common.context import SHARED_KNOWLEDGE, ClinicalContext
+from hooks.common.knowledge_check import FileModels, installer
 
 SERVICE_PACKAGES = ("hooks.l5_radiculopathy", "hooks.emg_necessity")
 
 
+def service_modules(packages: Iterable[str | ModuleType]) -> list[ModuleType]:
+    return [importlib.import_module(p) if isinstance(p, str) else p for p in packages]
+
+
 def services(settings: Settings, packages: Iterable[str | ModuleType] = SERVICE_PACKAGES) -> list[Service]:
-    """Every service of `packages`, with the knowledge files loaded and compiled once."""
+    """Every service of `packages`, with the knowledge files loaded, checked and compiled once."""
     context = ClinicalContext.load(settings.knowledge_dir)
     out: list[Service] = []
-    for package in packages:
-        module = importlib.import_module(package) if isinstance(package, str) else package
+    for module in service_modules(packages):
         out.extend(module.declare(context))
-    return out
+    versions = dict(sorted(context.versions.items()))
+    return [replace(s, knowledge=versions) for s in out]
+
+
+def knowledge_files(packages: Iterable[str | ModuleType] = SERVICE_PACKAGES) -> FileModels:
+    """Every knowledge file this deployment reads, with the model that checks it."""
+    files = dict(SHARED_KNOWLEDGE)
+    for module in service_modules(packages):
+        files.update(module.KNOWLEDGE)
+    return files
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -40,8 +54,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The `cds` command."""
-    return cli.main(argv, services=services)
+    """The `cds` command (with `cds knowledge check` for a site's copy of the knowledge files)."""
+    return cli.main(argv, services=services, commands=[installer(knowledge_files)])
 
 
 if __name__ == "__main__":

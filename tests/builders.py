@@ -191,7 +191,8 @@ def clone(obj: Any) -> Any:
 
 
 def suggestion_codes(suggestion: dict[str, Any]) -> list[str]:
-    """Codes a suggestion orders (create) or puts on the order as its newest diagnosis (update)."""
+    """Codes a suggestion orders (create) or puts on the orders as their newest diagnosis (update), each
+    once (one suggestion may update several draft orders)."""
     codes: list[str] = []
     for action in suggestion.get("actions", []):
         resource = action.get("resource") or {}
@@ -199,7 +200,7 @@ def suggestion_codes(suggestion: dict[str, Any]) -> list[str]:
             codes += [c["code"] for c in resource["code"]["coding"]]
         elif action["type"] == "update":
             codes += [c["code"] for rc in resource.get("reasonCode", [])[-1:] for c in rc["coding"]]
-    return codes
+    return list(dict.fromkeys(codes))
 
 
 def card_order(card: dict[str, Any]) -> str | None:

@@ -80,16 +80,17 @@ def pg_url() -> Iterator[str]:
 
 
 def reset(url: str) -> None:
-    """Migrate, then empty both tables (each test starts from nothing)."""
+    """Migrate, then empty every table (each test starts from nothing)."""
     engine = db.make_engine(url)
     try:
         db.upgrade(engine)
         with engine.begin() as conn:
             if db.is_postgres(conn):
-                conn.execute(sa.text("TRUNCATE served_cards, feedback RESTART IDENTITY"))
+                conn.execute(sa.text("TRUNCATE served_cards, feedback, suppressed_cards RESTART IDENTITY"))
             else:
                 conn.execute(sa.text("DELETE FROM feedback"))
                 conn.execute(sa.text("DELETE FROM served_cards"))
+                conn.execute(sa.text("DELETE FROM suppressed_cards"))
     finally:
         engine.dispose()
 

@@ -191,10 +191,17 @@ class FhirEngine:
         """Delete every resource (POST /admin/reset)."""
         self._session.post(f"{self.root_url}/admin/reset", timeout=30).raise_for_status()
 
-    def set_delay(self, delay_ms: int) -> None:
-        """Change the per-response delay at run time (POST /admin/delay)."""
+    def set_delay(self, delay_ms: int, resource_type: str | None = None) -> None:
+        """Change the per-response delay at run time (POST /admin/delay), or only for one resource type."""
+        params: dict[str, Any] = {"ms": delay_ms}
+        if resource_type:
+            params["type"] = resource_type
+        self._session.post(f"{self.root_url}/admin/delay", params=params, timeout=30).raise_for_status()
+
+    def set_binary_format(self, mode: str) -> None:
+        """'negotiate' (raw content unless FHIR JSON is preferred) or 'json' (always the Binary resource)."""
         self._session.post(
-            f"{self.root_url}/admin/delay", params={"ms": delay_ms}, timeout=30
+            f"{self.root_url}/admin/binary-format", params={"mode": mode}, timeout=30
         ).raise_for_status()
 
     def status(self) -> dict[str, Any]:

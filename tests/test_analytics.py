@@ -62,6 +62,7 @@ def test_page_shows_the_seeded_numbers(app, client):
         "overridden": "1",
         "acceptance-rate": "0.5000",
         "override-rate": "0.2500",
+        "suppressed": "0",
     }
     assert rows["rule-b"]["override-rate"] == "1.0000"
     assert re.search(r'id="total-shown">6<', html) and re.search(r'id="total-feedback">5<', html)

@@ -28,27 +28,27 @@ import pytest
 import requests
 from fhir.resources.R4B import get_fhir_model_class
 
+from cds.config import Settings
 from cds.validator import validate_response
 from demo.run import ROOT, DemoStack, auth_lines, port_is_free, service_env, start_stack
-from demo.stories import ExpectedCard, ago, hook_request, load_stories, materialize, transaction
+from demo.stories import (
+    ExpectedCard,
+    ago,
+    hook_request,
+    load_stories,
+    materialize,
+    pdf_binaries,
+    transaction,
+)
+from hooks.app import services
 from tests.builders import card_order, suggestion_codes
 
 STORIES = load_stories()
-# The service catalogue (README); the discovery test checks the running service serves exactly these.
-SERVICE_HOOKS = {
-    "l5-radiculopathy-patient-view": "patient-view",
-    "l5-radiculopathy-order-select": "order-select",
-    "emg-ncs-necessity-order-select": "order-select",
-    "emg-ncs-necessity-order-sign": "order-sign",
-}
-RULES = {
-    "l5-radiculopathy-patient-view": {
-        "red-flags", "motor-deficit", "mri", "conservative-care", "esi", "surgical-referral",
-    },
-    "l5-radiculopathy-order-select": {"red-flags", "mri-documentation", "esi-timing", "mri-before-surgery"},
-    "emg-ncs-necessity-order-select": {"emg-dx-mismatch", "emg-dx-link"},
-    "emg-ncs-necessity-order-sign": {"emg-dx-mismatch", "emg-dx-link"},
-}  # fmt: skip
+# The service catalogue, read from the registry (rule ids are declared once, on their service); the
+# discovery test checks the running service serves exactly these.
+DECLARED = services(Settings())
+SERVICE_HOOKS = {s.id: s.hook for s in DECLARED}
+RULES = {s.id: {r.id for r in s.rules} for s in DECLARED}
 # Where the service disagrees with the story's clinical expectation: reported, not bent to pass.
 # (story, service) pairs where the service is known to disagree with the story: none at present.
 KNOWN_DISAGREEMENTS: dict[tuple[str, str], str] = {}
@@ -89,6 +89,28 @@ def test_directives_become_dates_and_base64() -> None:
         materialize({"$ago": "P1D", "at": "noon"}, date(2026, 11, 22))
 
 
+def test_pdf_directive_points_at_a_binary_holding_a_generated_pdf() -> None:
+    template = {"presentedForm": [{"$pdf": {"binary": "b-1", "text": "IMPRESSION: L5.", "title": "r.pdf"}}]}
+    out = materialize(template, date(2026, 11, 22))
+    assert out["presentedForm"] == [{"contentType": "application/pdf", "url": "Binary/b-1", "title": "r.pdf"}]
+    (binary,) = pdf_binaries(template)
+    assert binary["id"] == "b-1" and base64.b64decode(binary["data"]).startswith(b"%PDF-")
+    with pytest.raises(ValueError):
+        materialize({"$pdf": {"binary": "b-1"}}, date(2026, 11, 22))
+
+
+def test_at_least_two_stories_keep_their_emg_report_as_a_binary_pdf() -> None:
+    """The sandbox path must exercise fetching and reading a PDF (issue 14)."""
+    with_pdf = [
+        s.key for s in STORIES if any(r["resourceType"] == "Binary" for r in s.resources(date.today()))
+    ]
+    assert len(with_pdf) >= 2, with_pdf
+    for story in STORIES:
+        for report in (r for r in story.resources(date.today()) if r["resourceType"] == "DiagnosticReport"):
+            if any("url" in a for a in report.get("presentedForm", [])):
+                assert "conclusion" not in report, f"{story.key}: the PDF must be where the finding is"
+
+
 @pytest.mark.parametrize(
     "today", [date.today(), date.today() + timedelta(days=366)], ids=["today", "next-year"]
 )
@@ -124,18 +146,51 @@ def test_stories_cover_the_issue_and_name_real_rules() -> None:
 
 
 def test_sandbox_links_open_the_right_screen() -> None:
+    """The sandbox sends the URL's `hook` to every service its screen triggers: the patient-view screen
+    triggers the patient-view services, PAMA only the order-select ones (it has no sign button). So a link
+    may only name the hook its screen's services are registered for, and order-hook stories (EMG/NCS
+    orders, which PAMA cannot pick) get no link but a replay."""
+    fhir, discovery = "http://127.0.0.1:8103/fhir", "http://127.0.0.1:8080/cds-services"
+    triggered = {"patient-view": "patient-view", "pama": "order-select"}
     for story in STORIES:
-        url = story.sandbox_url("http://127.0.0.1:8103/fhir", "http://127.0.0.1:8080/cds-services")
-        parts = urlsplit(url)
-        assert f"{parts.scheme}://{parts.netloc}{parts.path}" == "https://sandbox.cds-hooks.org/"
-        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        assert query["fhirServiceUrl"] == "http://127.0.0.1:8103/fhir"
-        assert query["patientId"] == story.patient_id
-        assert query["serviceDiscoveryURL"] == "http://127.0.0.1:8080/cds-services"
-        if story.screen == "patient-view":
-            assert "screen" not in query and "hook" not in query
-        else:
-            assert (query["screen"], query["hook"]) == ("pama", story.screen)
+        links = [story.sandbox_url(fhir, discovery), story.sandbox_order_url(fhir, discovery)]
+        if story.screen != "patient-view":
+            assert links[0] is None and story.sandbox_gap, story.key
+        for url in filter(None, links):
+            parts = urlsplit(url)
+            assert f"{parts.scheme}://{parts.netloc}{parts.path}" == "https://sandbox.cds-hooks.org/"
+            query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+            assert query["fhirServiceUrl"] == fhir and query["serviceDiscoveryURL"] == discovery
+            assert query["patientId"] == story.patient_id
+            screen = query.get("screen", "patient-view")
+            assert query.get("hook", triggered[screen]) == triggered[screen], (story.key, url)
+        assert (links[1] is None) == (story.sandbox_order is None), story.key
+    local = STORIES[0].sandbox_url(fhir, discovery, sandbox="http://127.0.0.1:3001/")
+    assert local and local.startswith("http://127.0.0.1:3001/?fhirServiceUrl=")
+
+
+def test_every_coding_in_the_demo_data_has_a_display() -> None:
+    """Clients show a coding's display (the CRD Request Generator shows "Unknown" without one), and our
+    update suggestions echo the order's codings back."""
+
+    def codings(value: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        if isinstance(value, dict):
+            if "system" in value and "code" in value and "value" not in value:  # a Quantity has no display
+                yield path, value
+            for key, item in value.items():
+                yield from codings(item, f"{path}.{key}")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                yield from codings(item, f"{path}[{i}]")
+
+    missing = [
+        f"{story.key}: {path}"
+        for story in STORIES
+        for path, coding in codings(list(story.template), "resources")
+        if not str(coding.get("display") or "").strip()
+    ]
+    assert missing == []
+    assert sum(1 for story in STORIES for _ in codings(list(story.template), "")) > 100
 
 
 def test_service_runs_with_the_real_clock_and_auth_off_unless_clients_are_trusted() -> None:
@@ -206,7 +261,8 @@ def test_discovery_serves_the_four_services(stack: DemoStack) -> None:
 def test_every_service_answers_every_story_from_the_fhir_server(
     stack: DemoStack, story: Any, service: str
 ) -> None:
-    body = hook_request(stack.fhir.base_url, story.patient_id, SERVICE_HOOKS[service])
+    writing = story.orders_being_written(stack.today)
+    body = hook_request(stack.fhir.base_url, story.patient_id, SERVICE_HOOKS[service], writing=writing)
     assert "prefetch" not in body
     if service != "l5-radiculopathy-patient-view":
         assert body["context"]["draftOrders"]["entry"], f"{story.key}: no draft order on the FHIR server"
@@ -297,10 +353,15 @@ def test_make_demo_prints_every_story_and_stops_everything_on_sigterm(tmp_path: 
                 break
         output = "\n".join(lines)
         assert "AUTH IS OFF" in output, output
+        fhir, discovery = (
+            f"http://127.0.0.1:{fhir_port}/fhir",
+            f"http://127.0.0.1:{service_port}/cds-services",
+        )
         for story in STORIES:
             assert story.title in output
-            assert story.sandbox_url(f"http://127.0.0.1:{fhir_port}/fhir",
-                                     f"http://127.0.0.1:{service_port}/cds-services") in output  # fmt: skip
+            for link in (story.sandbox_url(fhir, discovery), story.sandbox_order_url(fhir, discovery)):
+                assert link is None or link in output
+        assert "hook=order-sign" not in output
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0, "\n".join(lines)

@@ -117,7 +117,7 @@ def test_feedback_for_a_card_never_served_is_kept_and_flagged(app, client):
 
 
 OK = accepted("c1", "s1")
-NO_DISPLAY = {**overridden("c1"), "overrideReason": {"reason": {"system": "urn:x", "code": "no-display"}}}
+NO_CODE = {**overridden("c1"), "overrideReason": {"reason": {"system": "urn:x", "display": "no code"}}}
 INVALID = [
     ("bare object", OK, "body must be {'feedback'"),
     ("missing outcome", {"feedback": [OK, {k: v for k, v in OK.items() if k != "outcome"}]}, "cds-fb-1"),
@@ -132,7 +132,7 @@ INVALID = [
         {"feedback": [OK, {**OK, "outcomeTimestamp": "2026-01-15T10:00:00"}]},
         "RFC 3339",
     ),
-    ("override reason without display", {"feedback": [OK, NO_DISPLAY]}, "reason.display: required"),
+    ("override reason without code", {"feedback": [OK, NO_CODE]}, "overrideReason.reason.code: required"),
     ("override with nothing", {"feedback": [OK, {**overridden("c1"), "overrideReason": {}}]}, "cds-fb-3"),
     ("suggestions not {id}", {"feedback": [OK, {**overridden("c"), "acceptedSuggestions": "s"}]}, "array of"),
     ("empty array", {"feedback": []}, "must not be empty"),
@@ -196,7 +196,7 @@ def test_report_and_db_commands(app, client, db_url, monkeypatch, capsys):
     monkeypatch.setenv("CDS_DATABASE_URL", db_url)
 
     assert hooks_main(["db", "upgrade"]) == 0
-    assert "revision 0001" in capsys.readouterr().out
+    assert "revision 0002" in capsys.readouterr().out
     assert hooks_main(["report", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows == [
@@ -206,6 +206,7 @@ def test_report_and_db_commands(app, client, db_url, monkeypatch, capsys):
             "shown": 4,
             "accepted": 1,
             "overridden": 2,
+            "suppressed": 0,
             "override_reasons": {"dup": 2},
         }
     ]

@@ -8,7 +8,16 @@ import pytest
 
 from cds.app import create_app
 from cds.validator import validate_discovery
-from tests.builders import clone, order_request, post, pv_request, searchset, service_request, settings
+from tests.builders import (
+    clone,
+    condition,
+    order_request,
+    post,
+    pv_request,
+    searchset,
+    service_request,
+    settings,
+)
 
 
 def test_discovery_lists_registered_services_with_prefetch(client):
@@ -174,13 +183,6 @@ ORDER_BAD = [
         "Bundle",
     ),
     ("entry not resource", lambda b: b["context"]["draftOrders"].update(entry=[{"x": 1}]), "FHIR resource"),
-    (
-        "entry not an order",
-        lambda b: b["context"]["draftOrders"].update(
-            entry=[{"resource": {"resourceType": "Patient", "id": "x"}}]
-        ),
-        "not an order",
-    ),
     ("userId is a patient", lambda b: b["context"].update(userId="Patient/1"), "userId"),
 ]
 
@@ -191,6 +193,18 @@ def test_order_sign_context_validation(client, name, mutate, needle):
     mutate(body)
     r = post(client, "test-order-sign", body)
     assert r.status_code == 400 and needle in r.get_json()["message"]
+
+
+def test_non_order_entries_in_draft_orders_resolve_references_and_are_not_judged(client):
+    """An EHR that sends the order's reason Condition inside draftOrders gets cards, not a 400."""
+    order = service_request("sr1")
+    order["reasonReference"] = [{"reference": "Condition/dx1"}]
+    body = order_request("order-sign", [order], prefetch={"conditions": searchset()})
+    reason = condition("dx1", "M54.16")
+    body["context"]["draftOrders"]["entry"].append({"resource": reason})
+    r = post(client, "test-order-sign", body)
+    assert r.status_code == 200, r.get_json()
+    assert [c["detail"] for c in r.get_json()["cards"]] == ["reasons: M54.16"], "one card: only the order"
 
 
 def test_order_select_requires_selections_that_reference_draft_orders(client):

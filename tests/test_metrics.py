@@ -194,7 +194,11 @@ def test_readyz_answers_503_json_when_the_database_is_down(client, app) -> None:
     app.extensions["cds"].store = _Store(ConnectionError("password=hunter2 host=db"))
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.get_json() == {"status": "unavailable", "checks": {"config": "ok", "database": "error"}}
+    assert response.get_json() == {
+        "status": "unavailable",
+        "checks": {"config": "ok", "database": "error"},
+        "knowledge": {},
+    }
     assert "hunter2" not in response.get_data(as_text=True)
 
 

@@ -77,15 +77,3 @@ def test_scenario(scenario_client, case):
                 assert card["recommended"] == [exp["recommended_preferred"]]
         else:
             assert card["recommended"] == sorted(exp.get("recommended", [])), exp["rule"]
-
-
-def test_every_card_cites_its_evidence_and_source(scenario_client):
-    """Each card says which resource fired it, with its date, and links a guideline or policy."""
-    for case in EXPECTED:
-        body = json.loads((SCENARIOS / case["file"]).read_text())
-        for card in post(scenario_client, case["service"], body).get_json()["cards"]:
-            assert card["source"]["url"].startswith("https://"), card["summary"]
-            assert card["source"]["topic"]["system"] == "urn:spine-cds:rule"
-            detail = card["detail"]
-            assert "/" in detail and "(20" in detail, f"{case['file']} {card['summary']}: no cited evidence"
-            assert len(card["summary"]) < 140

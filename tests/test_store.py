@@ -28,7 +28,7 @@ def rows(s: Store, table: sa.Table) -> list[dict]:
 
 
 def test_migration_creates_the_declared_schema(store):
-    assert db.current_revision(store.engine) == db.head_revision() == "0001"
+    assert db.current_revision(store.engine) == db.head_revision() == "0002"
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
     assert diff == [], f"migrations and cds/store/schema.py disagree: {diff}"
@@ -42,7 +42,7 @@ def test_concurrent_upgrades_agree(db_url):
     finally:
         for e in engines:
             e.dispose()
-    assert revisions == ["0001"] * 4
+    assert revisions == ["0002"] * 4
 
 
 def test_served_cards_are_audited_with_hashed_patient(store):
@@ -59,6 +59,8 @@ def test_served_cards_are_audited_with_hashed_patient(store):
         "patient_hash": "hash-of-p1",
         "created_at": NOW,
         "suggestion_uuids": [s.uuid for s in a.suggestions],
+        "override_reasons": None,  # offered none
+        "suggestion_orders": None,  # its suggestions order nothing
     }
     assert got[b.uuid]["rule"] is None and got[b.uuid]["suggestion_uuids"] == []
 
@@ -227,6 +229,7 @@ def test_report_counts_cards_and_reasons(store):
         "shown": 5,
         "accepted": 3,
         "overridden": 1,
+        "suppressed": 0,
         "override_reasons": {"not-indicated": 1},
     }
     assert recent["rule-a"].shown == 4 and recent["rule-a"].accepted == 2
@@ -239,7 +242,7 @@ def test_report_counts_cards_and_reasons(store):
         {"rule": "rule-b", "day": "2026-01-16", "shown": 2, "accepted": 0, "overridden": 2},
     ]
     assert [(r["code"], r["count"]) for r in top] == [("already-done", 2), ("not-indicated", 1)]
-    assert totals == {"shown": 7, "feedback": 8, "unknown_card_feedback": 0}
+    assert totals == {"shown": 7, "feedback": 8, "unknown_card_feedback": 0, "suppressed": 0}
 
 
 def test_prune_deletes_only_old_rows(store):

@@ -56,7 +56,16 @@ def _parse_since(text: str | None) -> datetime | None:
 
 
 def render_table(stats: list[Any], unknown: int) -> str:
-    header = ["service", "rule", "shown", "accepted", "overridden", "acceptance", "top override reasons"]
+    header = [
+        "service",
+        "rule",
+        "shown",
+        "accepted",
+        "overridden",
+        "acceptance",
+        "suppressed",
+        "top override reasons",
+    ]
     rows = [
         [
             s.service,
@@ -65,12 +74,13 @@ def render_table(stats: list[Any], unknown: int) -> str:
             str(s.accepted),
             str(s.overridden),
             f"{s.acceptance_rate * 100:.1f}%",
+            str(s.suppressed),
             ", ".join(f"{code} ({n})" for code, n in list(s.override_reasons.items())[:3]) or "-",
         ]
         for s in stats
     ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
-    right = {2, 3, 4, 5}
+    right = {2, 3, 4, 5, 6}
 
     def fmt(row: list[str]) -> str:
         cells = [

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from cds.store import db
-from cds.store.schema import feedback, served_cards
+from cds.store.schema import feedback, served_cards, suppressed_cards
 from cds.store.writer import AuditWriter, Row, transient
 
 if TYPE_CHECKING:
@@ -63,6 +63,24 @@ def feedback_key(item: Mapping[str, Any]) -> str:
     }
     raw = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def offered(card: Any) -> tuple[list[dict[str, str]] | None, dict[str, list[dict[str, str]]] | None]:
+    """What a card offered, as the audit keeps it: its override reasons, and per suggestion the codes of
+    the orders its create actions would write (what "the chart shows the order" is checked against)."""
+    reasons = [r.model_dump(exclude_none=True) for r in card.overrideReasons] or None
+    orders: dict[str, list[dict[str, str]]] = {}
+    for suggestion in card.suggestions:
+        codes = [
+            {"type": action.resource["resourceType"], "system": c["system"], "code": c["code"]}
+            for action in suggestion.actions
+            if action.type == "create" and action.resource
+            for c in (action.resource.get("code") or {}).get("coding") or []
+            if isinstance(c, dict) and c.get("system") and c.get("code")
+        ]
+        if codes:
+            orders[suggestion.uuid] = codes
+    return reasons, orders or None
 
 
 @dataclass(frozen=True)
@@ -163,6 +181,7 @@ class Store:
                 "patient_hash": patient_hash,
                 "created_at": created,
                 "suggestion_uuids": [s.uuid for s in card.suggestions],
+                **dict(zip(("override_reasons", "suggestion_orders"), offered(card), strict=True)),
             }
             for card in cards
         ]
@@ -186,10 +205,44 @@ class Store:
             self.writer.submit(rows)
         return len(rows)
 
+    def record_suppressed(
+        self,
+        service: str,
+        hook_instance: str,
+        patient_hash: str | None,
+        withheld: Iterable[Any],
+        at: datetime | None = None,
+    ) -> int:
+        """Audit the cards a response withheld (`cds.suppression.Withheld`), off the request path too."""
+        created = to_naive_utc(at) if at else utcnow()
+        rows = [
+            {
+                "service": service,
+                "rule": w.card.rule,
+                "indicator": w.card.indicator,
+                "hook_instance": hook_instance,
+                "patient_hash": patient_hash,
+                "created_at": created,
+                "cause": w.cause,
+                "by_card": w.by_card,
+                "until": to_naive_utc(w.until),
+            }
+            for w in withheld
+        ]
+        if rows:
+            self.writer.submit(rows)
+        return len(rows)
+
     def _write_cards(self, rows: Sequence[Row]) -> None:
+        withheld = [r for r in rows if "cause" in r]  # record_suppressed rows share the queue
+        rows = [r for r in rows if "cause" not in r]
         uuids = [r["card_uuid"] for r in rows]
         with self.bounded(), self.engine.begin() as conn:
             db.advisory_lock(conn, db.AUDIT_LOCK)
+            if withheld:
+                conn.execute(sa.insert(suppressed_cards), withheld)
+            if not rows:
+                return
             conn.execute(db.insert_ignore(conn, served_cards, "card_uuid"), list(rows))
             # Feedback that overtook its card's audit row (queue, or another worker) is known after all.
             conn.execute(
@@ -224,6 +277,7 @@ class Store:
         its audit row is queued in this process, or when the row is committed.
         """
         received_at = to_naive_utc(at) if at else utcnow()
+        self._flush_if_queued(items)
         rows: dict[str, Row] = {}
         for item in items:
             reason = item.get("overrideReason") or {}
@@ -252,18 +306,36 @@ class Store:
             known = {c for c in cards if issued(c)} if issued else set()
             with self._queued_lock:  # read before the table: a row leaves this set only once committed
                 known |= cards & self._queued
-            if cards - known:
-                known |= set(
-                    conn.execute(
-                        sa.select(served_cards.c.card_uuid).where(served_cards.c.card_uuid.in_(cards - known))
-                    ).scalars()
+            offered_reasons = {
+                uuid: reasons or []
+                for uuid, reasons in conn.execute(
+                    sa.select(served_cards.c.card_uuid, served_cards.c.override_reasons).where(
+                        served_cards.c.card_uuid.in_(cards)
+                    )
                 )
+            }
+            known |= set(offered_reasons)
             for row in rows.values():
                 row["unknown_card"] = row["card_uuid"] not in known
+                if row["override_code"] is not None and not row["override_display"]:
+                    row["override_display"] = _served_display(row, offered_reasons.get(row["card_uuid"], []))
             stmt = db.insert_ignore(conn, feedback, "idempotency_key").returning(feedback.c.idempotency_key)
             stored = set(conn.execute(stmt, list(rows.values())).scalars())
         unknown = sum(1 for k in stored if rows[k]["unknown_card"])
         return FeedbackResult(received=len(items), stored=len(stored), unknown_cards=unknown)
+
+    def _flush_if_queued(self, items: Sequence[Mapping[str, Any]], timeout: float = 5.0) -> None:
+        """A reason without display is read against its card as served: if that card's audit row is still
+        queued in this process (feedback within milliseconds of the response), write it first."""
+        wanted = {
+            item["card"]
+            for item in items
+            if ((item.get("overrideReason") or {}).get("reason") or {}).get("display") is None
+        }
+        with self._queued_lock:
+            queued = bool(wanted & self._queued)
+        if queued:  # not past the statement timeout: a hung database must not hold the post longer
+            self.flush(min(timeout, self.timeouts.statement_s))
 
     # -- retention ----------------------------------------------------------------------------------
 
@@ -276,6 +348,7 @@ class Store:
         with self.engine.begin() as conn:
             fb = conn.execute(sa.delete(feedback).where(feedback.c.received_at < cutoff)).rowcount
             cards = conn.execute(sa.delete(served_cards).where(served_cards.c.created_at < cutoff)).rowcount
+            conn.execute(sa.delete(suppressed_cards).where(suppressed_cards.c.created_at < cutoff))
         return {"served_cards": cards, "feedback": fb}
 
     def ping(self, timeout: float | None = None) -> bool:
@@ -327,6 +400,18 @@ class _Ping:
             self.ok = store._ping_now(timeout)
         finally:
             self.done.set()
+
+
+def _served_display(row: Row, reasons: list[dict[str, str]]) -> str | None:
+    """The display of the card's own override reason with this code (and system, when the client sent
+    one); None for a code the card did not offer, which is stored as given."""
+    for reason in reasons:
+        if reason.get("code") == row["override_code"] and row["override_system"] in (
+            None,
+            reason.get("system"),
+        ):
+            return reason.get("display")
+    return None
 
 
 def close_all(timeout: float = 30.0) -> bool:

@@ -1,7 +1,9 @@
 """What the CDS committee asks: per service and rule, how often a card is accepted or overridden, and why.
 
 A card counts once as accepted (or overridden) however many feedback items it received, so rates are
-shares of cards shown. Override reasons count feedback items. All grouping happens in SQL.
+shares of cards shown. Override reasons count feedback items. Cards withheld because feedback silences
+their rule for the patient (`suppressed_cards`) are counted apart, never as shown. All grouping happens
+in SQL.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cds.store import db
-from cds.store.schema import feedback, served_cards
+from cds.store.schema import feedback, served_cards, suppressed_cards
 
 
 @dataclass
@@ -25,6 +27,7 @@ class RuleStats:
     overridden: int
     override_reasons: dict[str, int] = field(default_factory=dict)  # code -> count, most frequent first
     reason_labels: dict[str, str] = field(default_factory=dict)  # code -> display
+    suppressed: int = 0  # cards the rule produced but feedback silenced (not shown)
 
     @property
     def acceptance_rate(self) -> float:
@@ -41,6 +44,7 @@ class RuleStats:
             "shown": self.shown,
             "accepted": self.accepted,
             "overridden": self.overridden,
+            "suppressed": self.suppressed,
             "override_reasons": self.override_reasons,
         }
 
@@ -100,7 +104,20 @@ def rule_stats(conn: sa.Connection, since: datetime | None = None) -> list[RuleS
         entry.override_reasons[code] = int(count)
         if display:
             entry.reason_labels[code] = display
+    for svc, rule, count in suppressed(conn, since):
+        stats.setdefault((svc, rule), RuleStats(svc, rule, 0, 0, 0)).suppressed = count
     return sorted(stats.values(), key=lambda r: (r.service, r.rule or ""))
+
+
+def suppressed(conn: sa.Connection, since: datetime | None = None) -> list[tuple[str, str, int]]:
+    """(service, rule, cards withheld) since `since`."""
+    x = suppressed_cards
+    rows = conn.execute(
+        sa.select(x.c.service, x.c.rule, sa.func.count())
+        .where(x.c.created_at >= since if since else sa.true())
+        .group_by(x.c.service, x.c.rule)
+    ).all()
+    return [(svc, rule, int(n)) for svc, rule, n in rows]
 
 
 def daily(conn: sa.Connection, since: datetime | None = None) -> list[dict[str, Any]]:
@@ -140,7 +157,8 @@ def top_reasons(conn: sa.Connection, since: datetime | None = None, limit: int =
 
 
 def volumes(conn: sa.Connection, since: datetime | None = None) -> dict[str, int]:
-    """Totals for the page header: cards shown, feedback items, and feedback for never-served cards."""
+    """Totals for the page header: cards shown, feedback items, feedback for never-served cards, and cards
+    suppressed."""
     fb_since = feedback.c.received_at >= since if since else sa.true()
     shown = conn.execute(
         sa.select(sa.func.count()).select_from(served_cards).where(_since(since))
@@ -149,4 +167,10 @@ def volumes(conn: sa.Connection, since: datetime | None = None) -> dict[str, int
     unknown = conn.execute(
         sa.select(sa.func.count()).select_from(feedback).where(fb_since, feedback.c.unknown_card.is_(True))
     ).scalar_one()
-    return {"shown": int(shown), "feedback": int(items), "unknown_card_feedback": int(unknown)}
+    held = sum(n for _svc, _rule, n in suppressed(conn, since))
+    return {
+        "shown": int(shown),
+        "feedback": int(items),
+        "unknown_card_feedback": int(unknown),
+        "suppressed": held,
+    }

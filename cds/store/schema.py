@@ -31,8 +31,14 @@ served_cards = sa.Table(
     sa.Column("patient_hash", sa.String(64), nullable=True),
     sa.Column("created_at", sa.DateTime(), nullable=False),
     sa.Column("suggestion_uuids", sa.JSON(), nullable=False),
+    # What the card offered (0002; null on older rows), so feedback can be read against it: its override
+    # reasons [{system, code, display}], and per suggestion uuid the orders its create actions write
+    # [{type, system, code}] (suppression: "until the chart shows the order").
+    sa.Column("override_reasons", sa.JSON(), nullable=True),
+    sa.Column("suggestion_orders", sa.JSON(), nullable=True),
     sa.Index(None, "created_at"),
     sa.Index(None, "service", "rule", "created_at"),
+    sa.Index(None, "patient_hash", "rule"),  # the suppression lookup of a hook call
 )
 
 # One row per distinct feedback item. `idempotency_key` makes a re-posted item a no-op.
@@ -58,4 +64,26 @@ feedback = sa.Table(
     sa.UniqueConstraint("idempotency_key"),
     sa.Index(None, "card_uuid"),
     sa.Index(None, "received_at"),
+)
+
+# One row per card a rule produced but the service withheld, because feedback on an earlier card of the same
+# rule and patient silences it (cds.suppression). Counted as "suppressed" by `cds report` and /analytics.
+suppressed_cards = sa.Table(
+    "suppressed_cards",
+    metadata,
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
+    sa.Column("service", sa.String(ID), nullable=False),
+    sa.Column("rule", sa.String(ID), nullable=False),
+    sa.Column("indicator", sa.String(16), nullable=False),
+    sa.Column("hook_instance", sa.String(ID), nullable=False),
+    sa.Column("patient_hash", sa.String(64), nullable=True),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    # "overridden:<reason code>" or "accepted": the feedback that silences the rule, on card `by_card`.
+    sa.Column("cause", sa.String(2 * ID), nullable=False),
+    sa.Column("by_card", sa.String(ID), nullable=False),
+    sa.Column("until", sa.DateTime(), nullable=False),
+    sa.Index(None, "created_at"),
+    sa.Index(None, "service", "rule", "created_at"),
 )

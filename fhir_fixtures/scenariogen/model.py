@@ -7,6 +7,7 @@ expected-card helpers shared by the scenario modules.
 from __future__ import annotations
 
 import copy
+import functools
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -28,26 +29,21 @@ PREFETCH_KEY_OF = {
     "Encounter": "encounters",
 }
 
-SERVICES = {
-    "l5-radiculopathy-patient-view": (
-        "patient-view",
-        {"red-flags", "motor-deficit", "mri", "conservative-care", "esi", "surgical-referral"},
-    ),
-    "l5-radiculopathy-order-select": (
-        "order-select",
-        {"red-flags", "mri-documentation", "esi-timing", "mri-before-surgery"},
-    ),
-    "emg-ncs-necessity-order-select": ("order-select", {"emg-dx-mismatch", "emg-dx-link"}),
-    "emg-ncs-necessity-order-sign": ("order-sign", {"emg-dx-mismatch", "emg-dx-link"}),
-}
+
+@functools.cache
+def services() -> dict[str, tuple[str, frozenset[str]]]:
+    """Service id -> (hook, rule ids it may fire), read from the registry: rule ids are declared once, on
+    their service (hooks/*/service.py), and every fixture, test and benchmark reads them from there."""
+    from cds.config import Settings  # deferred: declaring the services loads the knowledge files
+    from hooks.app import services as declared
+
+    return {s.id: (s.hook, frozenset(r.id for r in s.rules)) for s in declared(Settings())}
+
+
 PV = "l5-radiculopathy-patient-view"
 L5_OS = "l5-radiculopathy-order-select"
 B_OS = "emg-ncs-necessity-order-select"
 B_SIGN = "emg-ncs-necessity-order-sign"
-
-# Issue 4, step 7: the radiculopathy codes offered as replacement order diagnoses.
-CANDIDATE_DX = ("M54.16", "M54.17", "M51.16", "M51.17", "M47.26", "M47.27")
-ANY_CANDIDATE = "any-one-of-candidates"
 
 
 @dataclass
@@ -64,7 +60,7 @@ class Scenario:
 
     @property
     def hook(self) -> str:
-        return SERVICES[self.service][0]
+        return services()[self.service][0]
 
     def add(self, *resources: dict[str, Any]) -> Scenario:
         self.chart.extend(resources)

@@ -206,7 +206,8 @@ def s07() -> Scenario:
             "warning, "
             "A3 suppressed, no A0; A5 fires as warning because issue 3 lists 'or A1' ('warning ... with "
             "A1'); "
-            "A1 and A5 both carry the 308482002 referral (each card is self-contained).",
+            "issue 11: with no MRI on file the referral is not one click away (order-select would answer "
+            "'MRI first'); the MRI card comes first.",
         )
         .add(
             emg_report(p, "s07-emg", "2026-01-08", conclusion=concl, cpt=["95886"], form=form),
@@ -220,7 +221,7 @@ def s07() -> Scenario:
             # The A1 card explains the urgency; the orders sit on the MRI and referral cards, never twice.
             card("motor-deficit", "warning", []),
             MRI_WARN,
-            card("surgical-referral", "warning", ["308482002"]),
+            card("surgical-referral", "warning", []),
         )
     )
 

@@ -1,80 +1,138 @@
-"""Card-building helpers shared by the clinical services: sources, override reasons and draft orders.
+"""Card-building shared by the clinical services: one card-text shape, sources and links, draft orders.
 
-Suggested orders are complete draft ServiceRequests (status draft, intent order, subject, coded
-reason, reasonReference to the evidence) so an EHR can accept them with one click.
+Every service's `cards.yaml` has the same shape (`CardsFile`): card text keyed by rule id, the sources
+and links the cards cite, the orders they may suggest and the override reasons they offer. Suggested
+orders are complete draft ServiceRequests (status draft, intent order, subject, coded reason with its
+display, reasonReference to the evidence) so an EHR can accept them with one click.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-from cds.cards import Action, Card, Coding, Source, Suggestion
+from cds.cards import Action, Card, Coding, Link, Source, Suggestion
 from hooks.common.knowledge import Terminology
-from hooks.evidence.builder import Evidence
+from hooks.common.schema import KnowledgeFile, Strict
+from hooks.common.suppression import SuppressionSpec
+from hooks.evidence.model import Evidence
 
 
-def bullets(items: Iterable[Evidence], limit: int = 5) -> str:
-    items = list(items)
-    lines = [f"- {e.cite()}" for e in items[:limit]]
-    if len(items) > limit:
-        lines.append(f"- … and {len(items) - limit} more")
-    return "\n".join(lines) or "- none documented"
+class SourceSpec(Strict):
+    label: str
+    url: str
+
+
+class OrderSpec(Strict):
+    system: str  # a system key of valuesets.yaml
+    code: str
+    display: str
+
+
+class ReasonSpec(Strict):
+    code: str
+    display: str
+
+
+class RuleDoc(Strict):
+    """What a CDS committee reads about the rule (docs/clinical-rules.md is generated from it)."""
+
+    trigger: str  # when the rule fires, in words
+    evidence: list[str]  # what it reads from the chart
+    windows: list[str] = []  # keys of knowledge/windows.yaml it uses (checked)
+    orders: list[str] = []  # keys of `orders` it may suggest (checked)
+    suggests: list[str] = []  # other suggestions, in words
+    tuning: list[str] = []  # knowledge files and keys that change its behaviour
+
+
+class CardText(Strict):
+    enabled: bool = True  # a site may switch a card off (the rule then stays silent)
+    doc: RuleDoc | None = None
+    summary: str
+    detail: str
+    source: str  # a key of `sources`: the guideline or policy the card follows
+    links: list[str] = []  # more keys of `sources` to link (the source is always linked)
+    text: dict[str, str] = {}  # named fragments the rule adds when they apply
+
+
+class CardsFile(KnowledgeFile):
+    rule_system: str
+    sources: dict[str, SourceSpec]
+    orders: dict[str, OrderSpec] = {}
+    reason_code: OrderSpec | None = None
+    override_system: str
+    override_reasons: dict[str, list[ReasonSpec]]
+    cards: dict[str, CardText]
+    policy: dict[str, Any] = {}  # service-specific settings (the EMG/NCS payer policy pack)
+    suppression: SuppressionSpec = SuppressionSpec()  # how long feedback silences a rule (cds.suppression)
+
+
+def bullets(items: Iterable[str]) -> str:
+    """A flat CommonMark list (never a list pasted inside a list item)."""
+    return "\n".join(f"- {line}" for line in items)
+
+
+@dataclass
+class Quotes:
+    """A sentence is quoted once per response; later cards name the document and date only."""
+
+    seen: set[tuple[str, str]] = field(default_factory=set)
+
+    def cite(self, e: Evidence, short: str = "") -> str:
+        key = (e.ref, e.text)
+        if key in self.seen or not e.text:
+            return f"{e.source()}{': ' + short if short else ''}"
+        self.seen.add(key)
+        return e.cite()
 
 
 class CardKit:
-    def __init__(self, terms: Terminology, text: dict[str, Any]) -> None:
+    def __init__(self, terms: Terminology, text: CardsFile) -> None:
         self.terms = terms
         self.text = text
-        self.rule_system: str = text["rule_system"]
-        self.override_system: str = text.get("override_system", "urn:spine-cds:override-reason")
+        for spec in text.cards.values():
+            for key in [spec.source, *spec.links]:
+                if key not in text.sources:
+                    raise KeyError(f"card source {key!r} is not in sources")
 
-    def source(self, key: str, rule: str) -> Source:
-        spec = self.text["sources"][key]
-        return Source(
-            label=spec["label"],
-            url=spec.get("url"),
-            topic=Coding(system=self.rule_system, code=rule, display=rule.replace("-", " ")),
-        )
+    def spec(self, rule: str) -> CardText:
+        return self.text.cards[rule]
 
-    def override_reasons(self, key: str = "override_reasons") -> list[Coding]:
-        return [
-            Coding(system=self.override_system, code=r["code"], display=r["display"]) for r in self.text[key]
-        ]
+    def coding(self, spec: OrderSpec | dict[str, str]) -> dict[str, str]:
+        if isinstance(spec, dict):
+            spec = OrderSpec(**spec)
+        return {"system": self.terms.uri[spec.system], "code": spec.code, "display": spec.display}
 
-    def coding(self, spec: dict[str, str]) -> dict[str, str]:
-        out = {"system": self.terms.uri[spec["system"]], "code": spec["code"]}
-        if spec.get("display"):
-            out["display"] = spec["display"]
-        return out
+    def order(self, key: str) -> OrderSpec:
+        return self.text.orders[key]
+
+    def ordered(self, key: str, ordered: set[tuple[str, str]]) -> bool:
+        spec = self.text.orders[key]
+        return self.terms.key(self.terms.uri[spec.system], spec.code) in ordered
 
     def draft_order(
         self,
-        spec: dict[str, str],
+        spec: OrderSpec,
         patient_id: str,
         *,
-        reason: dict[str, str] | None = None,
+        reason: OrderSpec | None = None,
         evidence: Iterable[str] = (),
         priority: str = "routine",
-        note: str | None = None,
     ) -> dict[str, Any]:
         order: dict[str, Any] = {
             "resourceType": "ServiceRequest",
             "status": "draft",
             "intent": "order",
             "priority": priority,
-            "code": {"coding": [self.coding(spec)], "text": spec.get("display", spec["code"])},
+            "code": {"coding": [self.coding(spec)], "text": spec.display},
             "subject": {"reference": f"Patient/{patient_id}"},
         }
         if reason:
-            order["reasonCode"] = [
-                {"coding": [self.coding(reason)], "text": reason.get("display", reason["code"])}
-            ]
-        refs = [r for r in dict.fromkeys(evidence) if "/" in r]
+            order["reasonCode"] = [{"coding": [self.coding(reason)], "text": reason.display}]
+        refs = [r for r in dict.fromkeys(evidence) if "/" in r and not r.startswith("#")]
         if refs:
             order["reasonReference"] = [{"reference": r} for r in refs]
-        if note:
-            order["note"] = [{"text": note}]
         return order
 
     def create(self, label: str, resource: dict[str, Any], *, recommended: bool | None = None) -> Suggestion:
@@ -88,20 +146,34 @@ class CardKit:
         self,
         rule: str,
         indicator: str,
-        summary: str,
         detail: str,
-        source_key: str,
         suggestions: list[Suggestion] | None = None,
-        overrides: str | None = "override_reasons",
+        *,
+        summary: str | None = None,
+        overrides: str | None = "default",
         selection: str = "at-most-one",
     ) -> Card:
+        spec = self.spec(rule)
+        source = self.text.sources[spec.source]
         suggestions = suggestions or []
+        links = [
+            Link(label=self.text.sources[key].label, url=self.text.sources[key].url, type="absolute")
+            for key in dict.fromkeys([spec.source, *spec.links])
+        ]
         return Card(
-            summary=summary,
+            summary=summary or spec.summary,
             indicator=indicator,
             detail=detail.strip(),
-            source=self.source(source_key, rule),
+            source=Source(
+                label=source.label,
+                url=source.url,
+                topic=Coding(system=self.text.rule_system, code=rule, display=rule.replace("-", " ")),
+            ),
             suggestions=suggestions,
             selectionBehavior=selection if suggestions else None,
-            overrideReasons=self.override_reasons(overrides) if overrides else [],
+            overrideReasons=[
+                Coding(system=self.text.override_system, code=r.code, display=r.display)
+                for r in self.text.override_reasons.get(overrides or "", [])
+            ],
+            links=links,
         )

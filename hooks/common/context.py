@@ -1,36 +1,48 @@
 """What every clinical service is built from: the loaded knowledge and the shared evidence builder.
 
 The composition root (`hooks.app`) builds one `ClinicalContext` at start-up and hands it to each
-service package's `declare(context)`, so knowledge files are read and compiled once per process.
+service package's `declare(context)`, so knowledge files are read, checked and compiled once per process.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
-from hooks.common.knowledge import Terminology, load_terminology, load_yaml, locate
-from hooks.evidence.builder import EvidenceBuilder
+from hooks.common.knowledge import VALUESETS, Terminology, ValueSetsFile, load_terminology
+from hooks.common.schema import KnowledgeFile, load_model
+from hooks.evidence.builder import FILES, EvidenceBuilder
 from hooks.evidence.prefilter import Prefilter
-from hooks.nlp import ContextEngine, EmgTextAnalyzer, load_knowledge
+from hooks.nlp.schema import EmgTextKnowledge
+
+M = TypeVar("M", bound=KnowledgeFile)
+
+#: The knowledge files every service shares (the service packages add their own `KNOWLEDGE`).
+SHARED_KNOWLEDGE: dict[str, type[KnowledgeFile]] = {
+    VALUESETS: ValueSetsFile,
+    "knowledge/emg_text.yaml": EmgTextKnowledge,
+    **{path: model for path, model in FILES.values()},
+}
 
 
-@dataclass(frozen=True)
+@dataclass
 class ClinicalContext:
     site_dir: Path | None
     terms: Terminology
     evidence: EvidenceBuilder
     prefilter: Prefilter
+    versions: dict[str, str] = field(default_factory=dict)  # knowledge file -> version (shown in /readyz)
 
     @classmethod
     def load(cls, site_dir: Path | None = None) -> ClinicalContext:
         terms = load_terminology(site_dir)
-        emg_text = load_knowledge(locate("knowledge/emg_text.yaml", site_dir))
-        analyzer = EmgTextAnalyzer(emg_text, ContextEngine(emg_text))
-        config = load_yaml("knowledge/evidence.yaml", site_dir)
-        return cls(site_dir, terms, EvidenceBuilder(terms, config, analyzer), Prefilter(terms, config))
+        builder = EvidenceBuilder(terms, site_dir)
+        versions = {VALUESETS: terms.version, **builder.versions}
+        return cls(site_dir, terms, builder, Prefilter(builder), versions)
 
-    def file(self, relpath: str) -> dict[str, Any]:
-        """A service's own knowledge file (e.g. `l5_radiculopathy/cards.yaml`), site copy first."""
-        return load_yaml(relpath, self.site_dir)
+    def file(self, model: type[M], relpath: str) -> M:
+        """A service's own knowledge file (e.g. `l5_radiculopathy/cards.yaml`), site copy first, typed."""
+        loaded = load_model(model, relpath, self.site_dir)
+        self.versions[relpath] = loaded.version
+        return loaded

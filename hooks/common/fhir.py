@@ -12,6 +12,8 @@ import binascii
 from datetime import date, datetime
 from typing import Any
 
+from cds.attachments import FETCH_REASONS, SOURCE_TYPE_URL, UNREADABLE_URL
+
 
 def codings(concept: Any) -> list[tuple[str | None, str | None]]:
     """(system, code) pairs of a CodeableConcept or a list of them."""
@@ -48,10 +50,13 @@ def status_code(concept: Any) -> str | None:
     return pairs[0][1] if pairs else None
 
 
-def as_date(value: Any) -> date | None:
+def as_date(value: Any, zone: Any = None) -> date | None:
+    """A FHIR date/dateTime as a calendar day in the site's zone (`zone`; None keeps the value's own)."""
     if value is None:
         return None
     if isinstance(value, datetime):
+        if zone is not None and value.tzinfo is not None:
+            value = value.astimezone(zone)
         return value.date()
     if isinstance(value, date):
         return value
@@ -66,8 +71,10 @@ def as_date(value: Any) -> date | None:
         return None
 
 
-def resource_date(res: Any) -> date | None:
+def resource_date(res: Any, zone: Any = None) -> date | None:
     """DATE(x) of the brief: the first clinically meaningful date the resource carries."""
+    if res.get_resource_type() == "DocumentReference":
+        return document_date(res, zone)
     fields = type(res).model_fields  # a missing attribute goes through pydantic's slow __getattr__
     for name in (
         "effectiveDateTime",
@@ -83,6 +90,7 @@ def resource_date(res: Any) -> date | None:
         "issued",
         "date",
         "authoredOn",
+        "authored",
         "recordedDate",
     ):
         value = getattr(res, name) if name in fields else None
@@ -90,21 +98,37 @@ def resource_date(res: Any) -> date | None:
             continue
         if hasattr(value, "start"):
             value = value.start or getattr(value, "end", None)
-        found = as_date(value)
+        found = as_date(value, zone)
         if found:
             return found
     return None
 
 
-def onset_date(cond: Any) -> date | None:
+def document_date(doc: Any, zone: Any = None) -> date | None:
+    """When the documented care happened: the service period (an outside MRI scanned in months later is
+    dated by its exam), else the note's own date."""
+    period = doc.context.period if doc.context else None
+    for value in (period.start if period else None, period.end if period else None, doc.date):
+        found = as_date(value, zone)
+        if found:
+            return found
+    return None
+
+
+def onset_date(cond: Any, zone: Any = None) -> date | None:
+    """When the condition began: its onset, else when it was recorded."""
     for name in ("onsetDateTime", "onsetPeriod", "recordedDate"):
         value = getattr(cond, name, None)
         if value is not None and hasattr(value, "start"):
             value = value.start
-        found = as_date(value)
+        found = as_date(value, zone)
         if found:
             return found
     return None
+
+
+def recorded_date(cond: Any, zone: Any = None) -> date | None:
+    return as_date(cond.recordedDate, zone)
 
 
 def reference(res: Any) -> str:
@@ -129,22 +153,56 @@ def condition_active(cond: Any) -> bool:
     )
 
 
+# Markup is stripped before any text cap applies (a vendor report can hold 100 KB of HTML around a
+# 300-character impression), so the raw cap is this multiple of the text cap.
+MARKUP_FACTOR = 50
+
+
 def attachment_text(att: Any, max_chars: int) -> tuple[str, str] | None:
     """(decoded text, content type) of an inline text/plain or HTML attachment, else None (PDF, URL-only).
 
-    HTML is returned as markup: the EMG reader needs its block structure to find sections.
+    HTML is returned as markup (the EMG reader needs its block structure to find sections); callers strip
+    it before capping the text.
     """
     content_type = (getattr(att, "contentType", None) or "text/plain").split(";")[0].strip().lower()
     if content_type not in ("text/plain", "text/html", "application/xhtml+xml") or not att.data:
         return None
     raw = att.data
+    html = content_type != "text/plain"
+    limit = max_chars * (MARKUP_FACTOR if html else 1)
     try:
         data = raw if isinstance(raw, bytes) else base64.b64decode(raw, validate=False)
         # fhir.resources already decodes base64Binary to bytes in some versions; decode defensively.
-        text = data[: max_chars * 4].decode("utf-8", errors="replace")
+        text = data[: limit * 4].decode("utf-8", errors="replace")
     except (binascii.Error, ValueError):
         return None
-    return text[: max_chars * 2 if content_type != "text/plain" else max_chars], content_type
+    return text[:limit], content_type
+
+
+def attachment_unreadable(att: Any) -> str | None:
+    """Why the engine could not turn this attachment into text, or None (it has text, or nothing to read).
+
+    Reasons the file holds no readable text: no-text-layer, encrypted, corrupt, truncated, too-complex,
+    unsupported-type, too-large, empty, read-budget. Reasons it was never obtained (`attachment_missing`):
+    not-found, timeout, unauthorized, foreign-host, no-fhir-server, fetch-failed, over-count.
+    """
+    for ext in getattr(att, "extension", None) or []:
+        if getattr(ext, "url", None) == UNREADABLE_URL:
+            return getattr(ext, "valueCode", None) or "unreadable"
+    return None
+
+
+def attachment_missing(reason: str | None) -> bool:
+    """True for the reasons of `attachment_unreadable` that mean the file was never fetched."""
+    return reason in FETCH_REASONS
+
+
+def attachment_source_type(att: Any) -> str | None:
+    """The content type the engine read the text from (application/pdf, text/rtf, ...), if it converted it."""
+    for ext in getattr(att, "extension", None) or []:
+        if getattr(ext, "url", None) == SOURCE_TYPE_URL:
+            return getattr(ext, "valueCode", None)
+    return None
 
 
 def narrative_values(obs: Any) -> list[str]:

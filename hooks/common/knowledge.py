@@ -11,19 +11,48 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import yaml
+from pydantic import model_validator
 
-# Knowledge files are addressed relative to the `hooks` package: shared ones under `knowledge/`, a
-# service's own beside its rules (`l5_radiculopathy/cards.yaml`). A site copy (CDS_KNOWLEDGE_DIR) mirrors
-# that layout; a file the copy does not hold is read from the shipped package.
-SHIPPED = Path(__file__).resolve().parent.parent
+from hooks.common.schema import KnowledgeFile, Strict, load_model
+
+VALUESETS = "knowledge/valuesets.yaml"
 
 
 def normalize_code(system_key: str, code: str) -> str:
     code = code.strip()
     return code.upper().replace(".", "") if system_key == "icd10cm" else code
+
+
+class SystemSpec(Strict):
+    uri: str
+    aliases: list[str] = []
+    normalize: str | None = None
+
+
+class CodeSpec(Strict):
+    system: str  # a key of `systems`
+    code: str
+    display: str = ""
+    verification: str = "U"
+
+
+class SetSpec(Strict):
+    purpose: str
+    codes: list[CodeSpec]
+
+
+class ValueSetsFile(KnowledgeFile):
+    systems: dict[str, SystemSpec]
+    sets: dict[str, SetSpec]
+
+    @model_validator(mode="after")
+    def _known_systems(self) -> ValueSetsFile:
+        for name, spec in self.sets.items():
+            for i, c in enumerate(spec.codes):
+                if c.system not in self.systems:
+                    raise ValueError(f"sets.{name}.codes.{i}.system: {c.system!r} is not one of systems")
+        return self
 
 
 @dataclass(frozen=True)
@@ -51,28 +80,24 @@ class ValueSet:
 class Terminology:
     """Canonical systems plus value sets, with code normalization done once."""
 
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.version: str = str(data["version"])
+    def __init__(self, data: ValueSetsFile) -> None:
+        self.version: str = data.version
         self._system_key: dict[str, str] = {}
         self.uri: dict[str, str] = {}
-        for key, spec in data["systems"].items():
-            self.uri[key] = spec["uri"]
-            for alias in [spec["uri"], *spec.get("aliases", [])]:
+        for key, system in data.systems.items():
+            self.uri[key] = system.uri
+            for alias in [system.uri, *system.aliases]:
                 self._system_key[alias.rstrip("/").lower()] = key
         self.sets: dict[str, ValueSet] = {}
         self.displays: dict[tuple[str, str], str] = {}
-        for name, spec in data["sets"].items():
+        for name, spec in data.sets.items():
             concepts = []
             index = set()
-            for c in spec["codes"]:
-                key = c["system"]
-                code = str(c["code"])
-                concepts.append(
-                    Concept(self.uri[key], code, c.get("display", ""), c.get("verification", "U"))
-                )
-                index.add((key, normalize_code(key, code)))
-                self.displays[(key, normalize_code(key, code))] = c.get("display", "")
-            self.sets[name] = ValueSet(name, spec.get("purpose", ""), concepts, index)
+            for c in spec.codes:
+                concepts.append(Concept(self.uri[c.system], c.code, c.display, c.verification))
+                index.add((c.system, normalize_code(c.system, c.code)))
+                self.displays[(c.system, normalize_code(c.system, c.code))] = c.display
+            self.sets[name] = ValueSet(name, spec.purpose, concepts, index)
 
     def system_key(self, system: str | None) -> str | None:
         return self._system_key.get((system or "").rstrip("/").lower())
@@ -109,20 +134,5 @@ class Terminology:
         return out
 
 
-def locate(relpath: str, site_dir: Path | None = None) -> Path:
-    """The site's copy of a knowledge file when it has one, else the shipped file."""
-    if site_dir is not None and (site_dir / relpath).is_file():
-        return site_dir / relpath
-    return SHIPPED / relpath
-
-
-def load_yaml(relpath: str, directory: Path | None = None) -> dict[str, Any]:
-    path = locate(relpath, directory)
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or "version" not in data:
-        raise ValueError(f"knowledge file {path} must be a mapping with a version")
-    return data
-
-
 def load_terminology(directory: Path | None = None) -> Terminology:
-    return Terminology(load_yaml("knowledge/valuesets.yaml", directory))
+    return Terminology(load_model(ValueSetsFile, VALUESETS, directory))

@@ -1,5 +1,5 @@
 """EMG/NCS orders whose diagnosis does not support medical necessity (order-select and order-sign)."""
 
-from hooks.emg_necessity.service import RULES, declare
+from hooks.emg_necessity.service import KNOWLEDGE, RULES, declare
 
-__all__ = ["RULES", "declare"]
+__all__ = ["KNOWLEDGE", "RULES", "declare"]

@@ -1,56 +1,86 @@
-"""Rule B: lower-limb EMG/NCS orders whose only diagnosis excludes radiculopathy (brief 4.2, issue 4).
+"""Rule B: lower-limb EMG/NCS orders whose only diagnosis excludes radiculopathy (brief 4.2, issues 4, 11).
 
-A coverage and coding check, not a safety one: the card is a warning at most, shows what the chart
-already holds, and offers one-click fixes (change the diagnosis, refer, or remove the order).
+A coverage and coding check, not a safety one: one warning card per decision (all affected orders of the
+call together), the payer checklist built from the chart, and fixes the chart supports. A diagnosis change
+is one click away only when radicular findings are documented, and the card says which (coding
+compliance: a code the chart does not support must not be one click away).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from cds.cards import Action, Card, Suggestion
 from cds.registry import HookInput
-from hooks.common.cardkit import CardKit, bullets
-from hooks.common.fhir import codings, concept_name, concept_text, condition_usable, reference, resource_date
+from hooks.common.cardkit import CardKit, OrderSpec, Quotes, bullets
+from hooks.common.fhir import codings, concept_name, concept_text, condition_usable
 from hooks.common.knowledge import normalize_code
-from hooks.evidence.builder import EvidenceBuilder, PatientEvidence
+from hooks.common.schema import KnowledgeFile, Regex, Strict
+from hooks.evidence.builder import EvidenceBuilder
+from hooks.evidence.model import Evidence, PatientEvidence
 
-LOWER, UPPER, BOTH, UNKNOWN = (
-    "lower extremity",
-    "upper extremity",
-    "upper and lower extremities",
-    "limb unknown",
-)
+LOWER, UPPER, BOTH, UNKNOWN = "lower", "upper", "both", "unknown"
 
 
-@dataclass(frozen=True)
+class LimbText(Strict):
+    lower: Regex
+    upper: Regex
+    lower_region: Regex
+    upper_region: Regex
+
+
+class PolicyFile(KnowledgeFile):
+    mode: str
+    mismatch_codes: list[str]
+    limb_text: LimbText
+    diagnosis_codes: dict[str, OrderSpec]
+    referrals: dict[str, OrderSpec]
+    max_suggestions: int
+
+
+@dataclass
 class EdxOrder:
     order: Any
     limb: str
     icd: tuple[str, ...]  # ICD-10-CM codes as written on the order or its usable reason Conditions
     drop_refs: tuple[str, ...]  # reasonReference entries that hold only the mismatched diagnosis
     unresolved: tuple[str, ...]
-    needle: bool
+    needle: bool  # needle EMG in this order, its bundle or a sibling draft of the same encounter
     ncs: bool
+    siblings: list[Any] = field(default_factory=list)  # draft EDX orders of the encounter on the chart
 
 
 class EmgNecessityRules:
-    def __init__(self, builder: EvidenceBuilder, kit: CardKit) -> None:
+    def __init__(self, builder: EvidenceBuilder, kit: CardKit, policy: PolicyFile) -> None:
         self.builder = builder
         self.terms = builder.terms
         self.kit = kit
-        self.cfg = kit.text
-        self.text = kit.text["text"]
-        self.lower = re.compile(self.cfg["limb_text"]["lower"], re.I)
-        self.upper = re.compile(self.cfg["limb_text"]["upper"], re.I)
-        self.mismatch = {normalize_code("icd10cm", c) for c in self.cfg["mismatch_codes"]}
-        self.extended = self.cfg.get("mode") == "extended"
+        self.policy = policy
+        limb = policy.limb_text
+        self.lower, self.upper = re.compile(limb.lower, re.I), re.compile(limb.upper, re.I)
+        self.lower_region, self.upper_region = (
+            re.compile(limb.lower_region, re.I),
+            re.compile(limb.upper_region, re.I),
+        )
+        self.mismatch = {normalize_code("icd10cm", c) for c in policy.mismatch_codes}
+        self.extended = policy.mode == "extended"
 
-    # -- classification of draft orders -------------------------------------------------------------
+    # -- which draft orders are EDX orders, and of which limb --------------------------------------------
 
-    def _limb(self, order: Any) -> str:
+    def is_edx(self, order: Any) -> bool:
+        """Only EDX procedure codes make an EDX order; text decides only for an order with no CPT code."""
+        pairs = codings(order.code)
+        if self.terms.in_set("edx-procedure", pairs):
+            return True
+        if any(self.terms.system_key(s) == "cpt" for s, _ in pairs):
+            return False  # coded as something else (surface-EMG biofeedback 90901, a lab, PT)
+        is_edx, _ = self.builder.edx.is_edx(order.code)
+        return is_edx
+
+    def limb(self, order: Any) -> str:
         sites = codings(order.bodySite or [])
         lower = self.terms.in_set("lower-limb-site", sites)
         upper = self.terms.in_set("upper-limb-site", sites)
@@ -64,45 +94,46 @@ class EmgNecessityRules:
                 ]
             )
             lower, upper = bool(self.lower.search(words)), bool(self.upper.search(words))
+            if not (lower or upper):  # a spine region only when no limb is named
+                lower, upper = bool(self.lower_region.search(words)), bool(self.upper_region.search(words))
         return BOTH if lower and upper else LOWER if lower else UPPER if upper else UNKNOWN
 
-    def _is_edx(self, order: Any) -> bool:
-        return self.terms.in_set("edx-procedure", codings(order.code)) or bool(
-            self.builder.edx_text.search(concept_text(order.code))
-        )
-
-    def edx_orders(self, inp: HookInput) -> list[EdxOrder]:
+    def edx_orders(self, call: HookInput) -> list[EdxOrder]:
         drafts = [
             o
-            for o in inp.draft_orders
+            for o in call.draft_orders
             if o.get_resource_type() == "ServiceRequest"
             and o.status in ("draft", "active")
-            and self._is_edx(o)
+            and self.is_edx(o)
         ]
-        limbs = {o.id: self._limb(o) for o in drafts}
-        known = {limb for limb in limbs.values() if limb != UNKNOWN}
-        bundle_needle = any(self.terms.in_set("needle-emg", codings(o.code)) for o in drafts)
+        in_bundle = {o.id for o in drafts}
         out = []
         for o in drafts:
-            limb = limbs[o.id]
-            if limb == UNKNOWN and len(known) == 1:
-                limb = next(iter(known))  # a sibling EDX order in the same bundle names the limb
-            icd, drop, unresolved = self._diagnoses(o, inp)
-            pairs = codings(o.code)
-            out.append(
-                EdxOrder(
-                    o, limb, icd, drop, unresolved, needle=bundle_needle, ncs=self.terms.in_set("ncs", pairs)
-                )
-            )
+            siblings = [
+                s for s in self._chart_drafts(call) if s.id not in in_bundle and _same_encounter(s, o)
+            ]
+            family = [*drafts, *siblings]
+            limb = self.limb(o)
+            if limb == UNKNOWN:
+                known = {lb for x in family if x is not o and (lb := self.limb(x)) != UNKNOWN}
+                if len(known) == 1:
+                    limb = next(iter(known))  # a sibling EDX order names the limb
+            icd, drop, unresolved = self._diagnoses(o, call)
+            needle = any(self.terms.in_set("needle-emg", codings(x.code)) for x in family)
+            ncs = self.terms.in_set("ncs", codings(o.code))
+            out.append(EdxOrder(o, limb, icd, drop, unresolved, needle, ncs, siblings))
         return out
 
+    def _chart_drafts(self, call: HookInput) -> list[Any]:
+        return [s for s in call.of("ServiceRequest") if s.status == "draft" and self.is_edx(s)]
+
     def _diagnoses(
-        self, order: Any, inp: HookInput
+        self, order: Any, call: HookInput
     ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
         icd = [c for s, c in codings(order.reasonCode or []) if self.terms.system_key(s) == "icd10cm" and c]
         drop, unresolved = [], []
         for ref in order.reasonReference or []:
-            target = inp.resolve(ref.reference or "")
+            target = call.resolve(ref.reference or "", order)
             if target is None:
                 unresolved.append(ref.reference or "?")
                 continue
@@ -115,7 +146,7 @@ class EmgNecessityRules:
                 icd.extend(codes)
         return tuple(dict.fromkeys(icd)), tuple(drop), tuple(unresolved)
 
-    def _is_mismatch(self, icd: tuple[str, ...]) -> bool:
+    def is_mismatch(self, icd: tuple[str, ...]) -> bool:
         norm = {normalize_code("icd10cm", c) for c in icd}
         if not norm:
             return False
@@ -123,45 +154,46 @@ class EmgNecessityRules:
             return True
         if not self.extended:
             return False
-        pairs = [(self.terms.uri["icd10cm"], c) for c in icd]
-        return all(self.terms.in_set("no-radiculopathy-dx", [p]) for p in pairs)
+        return all(self.terms.in_set("no-radiculopathy-dx", [(self.terms.uri["icd10cm"], c)]) for c in icd)
 
     # -- the hook handlers ---------------------------------------------------------------------------------
 
-    def order_select(self, inp: HookInput) -> list[Card]:
-        return self.evaluate(inp, only=set(inp.selections))
+    def order_select(self, call: HookInput) -> list[Card]:
+        return self.evaluate(call, only=set(call.selections))
 
-    def order_sign(self, inp: HookInput) -> list[Card]:
-        return self.evaluate(inp, only=None)
+    def order_sign(self, call: HookInput) -> list[Card]:
+        return self.evaluate(call, only=None)
 
-    def evaluate(self, inp: HookInput, only: set[str] | None) -> list[Card]:
-        orders = [o for o in self.edx_orders(inp) if only is None or f"ServiceRequest/{o.order.id}" in only]
-        orders = [o for o in orders if o.limb != UPPER and self._is_mismatch(o.icd)]
+    def evaluate(self, call: HookInput, only: set[str] | None) -> list[Card]:
+        orders = [o for o in self.edx_orders(call) if only is None or f"ServiceRequest/{o.order.id}" in only]
+        orders = [o for o in orders if o.limb != UPPER and self.is_mismatch(o.icd)]
         if not orders:
             return []
-        ev = self.builder.build(inp.resources, inp.now.date(), inp.draft_orders)
-        cards = []
-        for o in orders:
-            cards.append(self._link_card(o, ev) if ev.radic_conditions else self._mismatch_card(o, ev, inp))
-        return cards
+        evidence = self.builder.build(call)
+        if evidence.diagnoses.radiculopathy:
+            return [self._link_card(orders, evidence)]
+        return [self._mismatch_card(orders, evidence, call)]
 
     # -- cards ------------------------------------------------------------------------------------------
 
-    def _order_name(self, o: EdxOrder) -> str:
-        """The draft order is the evidence that fired the card: name it with its codes and date."""
-        codes = ", ".join(c for _, c in codings(o.order.code) if c)
-        name = concept_name(o.order.code) or "EMG/NCS"
-        when = resource_date(o.order)
-        return f"{name}{f' [{codes}]' if codes else ''} — {reference(o.order)} ({when or 'undated'})"
+    def _names(self, orders: Iterable[Any]) -> str:
+        names = []
+        for o in orders:
+            code = next((c for s, c in codings(o.code) if self.terms.system_key(s) == "cpt" and c), "")
+            name = concept_name(o.code) or "EMG/NCS"
+            names.append(f"{name} ({code})" if code and code not in name else name)
+        return " and ".join(names) if len(names) <= 2 else ", ".join(names[:-1]) + " and " + names[-1]
 
-    def _updated(
-        self, o: EdxOrder, reason_codes: list[dict[str, Any]], add_refs: list[str] = (), replace: bool = True
-    ) -> dict[str, Any]:
+    def _dx(self, icd: tuple[str, ...]) -> str:
+        return "; ".join(f"{c} {self.terms.display('icd10cm', c)}".strip() for c in icd)
+
+    def _update(
+        self, o: EdxOrder, reasons: list[dict[str, str]], add_refs: list[str], replace: bool
+    ) -> Action:
+        """The whole draft order with its new diagnoses (an update carries the resource in its entirety)."""
         resource = o.order.model_dump(mode="json", exclude_none=True, by_alias=True)
         existing = [] if replace else resource.get("reasonCode", [])
-        resource["reasonCode"] = existing + [
-            {"coding": [c], "text": c.get("display", c["code"])} for c in reason_codes
-        ]
+        resource["reasonCode"] = existing + [{"coding": [c], "text": c["display"]} for c in reasons]
         refs = [
             r
             for r in resource.get("reasonReference", [])
@@ -172,166 +204,203 @@ class EmgNecessityRules:
             resource["reasonReference"] = refs
         else:
             resource.pop("reasonReference", None)
-        return resource
+        codes = ", ".join(c["code"] for c in reasons)
+        verb = "Replace the diagnosis with" if replace else "Add"
+        return Action(
+            type="update", description=f"{verb} {codes} on {self._names([o.order])}", resource=resource
+        )
 
-    def _link_card(self, o: EdxOrder, ev: PatientEvidence) -> Card:
-        conds = ev.radic_conditions
+    def _link_card(self, orders: list[EdxOrder], evidence: PatientEvidence) -> Card:
+        conditions = evidence.diagnoses.radiculopathy[:3]
         suggestions = []
-        for i, cond in enumerate(conds[:4]):
-            code = cond.code
-            coding = self._coding_for(code)
-            resource = self._updated(o, [coding], add_refs=[cond.ref], replace=False)
+        for i, cond in enumerate(conditions):
+            coding = self._coding(cond)
+            actions = [self._update(o, [coding], [cond.ref], replace=False) for o in orders]
             suggestions.append(
                 Suggestion(
-                    label=f"Add {code} ({cond.text or 'radiculopathy'}) to the order's diagnoses",
-                    isRecommended=(i == 0) if len(conds) > 1 else None,
-                    actions=[
-                        Action(
-                            type="update",
-                            description=f"Add {code} to ServiceRequest/{o.order.id} reasons",
-                            resource=resource,
-                        )
-                    ],
+                    label=f"Add {coding['code']} {coding['display']} to the order",
+                    isRecommended=True if i == 0 and len(conditions) > 1 else None,
+                    actions=actions,
                 )
             )
-        first = conds[0].code
-        detail = self.text["link_detail"].format(
-            order=self._order_name(o), dx_list=", ".join(o.icd), conditions=bullets(conds)
+        first = self._coding(conditions[0])
+        spec = self.kit.spec("emg-dx-link")
+        summary = spec.summary.format(code=first["code"], display=first["display"])
+        if len(summary) > 139:
+            summary = f"{first['code']} radiculopathy is on the chart but not on this EMG/NCS order: link it"
+        detail = spec.detail.format(
+            orders_label="Orders" if len(orders) > 1 else "Order",
+            orders=self._names(o.order for o in orders),
+            dx=self._dx(orders[0].icd),
+            conditions=bullets(f"{c.coded()} ({c.source()})" for c in conditions),
         )
-        return self.kit.card(
-            "emg-dx-link",
-            "info",
-            self.text["link_summary"].format(code=first)[:139],
-            detail,
-            "policy",
-            suggestions,
-            overrides="link_override_reasons",
-        )
+        return self.kit.card("emg-dx-link", "info", detail, suggestions, summary=summary, overrides="link")
 
-    def _coding_for(self, code: str) -> dict[str, str]:
-        for system_key in ("icd10cm", "snomed"):
-            display = self.terms.display(system_key, code)
+    def _coding(self, cond: Evidence) -> dict[str, str]:
+        for key in ("icd10cm", "snomed"):
+            display = self.terms.display(key, cond.code)
             if display:
-                return {"system": self.terms.uri[system_key], "code": code, "display": display}
-        system_key = "icd10cm" if re.match(r"^[A-Z]\d", code) else "snomed"
-        return {"system": self.terms.uri[system_key], "code": code}
+                return {"system": self.terms.uri[key], "code": cond.code, "display": display}
+        key = "icd10cm" if re.match(r"^[A-Z]\d", cond.code) else "snomed"
+        return {"system": self.terms.uri[key], "code": cond.code, "display": cond.display or cond.text}
 
-    def _mismatch_card(self, o: EdxOrder, ev: PatientEvidence, inp: HookInput) -> Card:
-        windows = self.builder.windows
-        year = windows["emg_lookback"]
-        deficits = ev.within(ev.new_deficits, windows["new_deficit"])
-        symptoms = ev.radicular_symptoms
-        prior = [s for s in ev.edx_studies if s.needle and s.evidence.when]
-        recent_prior = [s for s in prior if 0 <= (ev.now - s.evidence.when).days <= year]
-        any_recent = [
-            s for s in ev.edx_studies if s.evidence.when and 0 <= (ev.now - s.evidence.when).days <= year
-        ]
+    def _mismatch_card(self, orders: list[EdxOrder], evidence: PatientEvidence, call: HookInput) -> Card:
+        w = self.builder.windows
+        quotes = Quotes()
+        spec = self.kit.spec("emg-dx-mismatch")
+        deficits = evidence.within(evidence.motor.new_deficits, w.new_deficit)
+        symptoms = evidence.diagnoses.radicular_symptoms
+        # A study of the arm does not count; one whose limb is not recorded does (the same study is usually
+        # reported elsewhere with its limb, and the card's line is a checklist, not a verdict).
+        lower_studies = [s for s in evidence.edx.studies if s.limb != UPPER and s.evidence.when]
+        recent = [s for s in lower_studies if evidence.within_days(s.evidence.when, w.emg_lookback)]
+        recent_needle = [s for s in recent if s.needle]
+        needle_in_order = any(o.needle for o in orders)
         mri = [
             m
-            for m in ev.mri
-            if m.evidence.when and 0 <= (ev.now - m.evidence.when).days <= windows["imaging_lookback"]
+            for m in evidence.imaging.mri
+            if not m.plexus and evidence.within_days(m.evidence.when, w.imaging_lookback)
         ]
-        crit = self.text["criteria"]
-        last = f"; last needle EMG on file {prior[0].evidence.cite()}" if prior else ""
-        if o.needle:
-            needle = f"**yes**, needle EMG is part of this order{last}"
-        elif recent_prior:
-            needle = f"**yes**, {recent_prior[0].evidence.cite()}"
-        elif prior:
-            needle = f"**not met**: last needle EMG {prior[0].evidence.when.isoformat()}, over 12 months ago"
+        if needle_in_order:
+            needle = "**yes**, needle EMG is part of this order"
+        elif recent_needle:
+            needle = f"**yes**, {recent_needle[0].evidence.source()}"
         else:
-            needle = "**not met**: no needle EMG in this order or on file"
-        lines = [
-            crit["symptoms"].format(
-                value=f"**yes**, {symptoms[0].cite()}" if symptoms else "**not documented**"
-            ),
-            crit["needle"].format(value=needle),
-            crit["imaging"].format(
-                value=f"{mri[0].evidence.cite(300)} (judge whether it explains the symptoms)"
+            older = [s for s in lower_studies if s.needle]
+            needle = (
+                f"**not met**: the last needle EMG was {older[0].evidence.source()}, over 12 months ago"
+                if older
+                else "**not met**: no leg needle EMG in this order or on file"
+            )
+        notes = []
+        if any(o.ncs for o in orders) and not needle_in_order:
+            notes.append(spec.text["ncs_only"])
+        if recent and not deficits:
+            notes.append(spec.text["repeat"].format(value=recent[0].evidence.source()))
+        if any(o.limb == UNKNOWN for o in orders):
+            notes.append(spec.text["limb_unknown"])
+        if any(o.unresolved for o in orders):
+            notes.append(spec.text["unresolved"])
+        if evidence.incomplete:
+            notes.append(spec.text["incomplete"].format(types=", ".join(evidence.incomplete)))
+        siblings = [s for o in orders for s in o.siblings]
+        if siblings:
+            notes.append(spec.text["sibling"].format(orders=self._names(siblings)))
+        codes, findings = self._supported_codes(evidence, deficits, symptoms, mri)
+        advice = (
+            spec.text["supported"].format(findings="; ".join(findings)) if codes else spec.text["unsupported"]
+        )
+        dx = orders[0].icd
+        detail = spec.detail.format(
+            orders_label="Orders" if len(orders) > 1 else "Order",
+            orders=f"{self._names(o.order for o in orders)} ({_limb_words({o.limb for o in orders})})",
+            dx=self._dx(dx),
+            symptoms=f"**yes**, {quotes.cite(symptoms[0])}" if symptoms else "**not documented**",
+            needle=needle,
+            imaging=(
+                f"lumbar MRI, {quotes.cite(mri[0].evidence)} (judge whether it explains the symptoms)"
                 if mri
-                else "none on file"
+                else "no lumbar MRI within 12 months"
             ),
-            crit["deficits"].format(
-                value=("**yes**\n" + _indent(bullets(deficits, 4))) if deficits else "**none documented**"
+            deficits=(
+                f"**yes**, {'; '.join(f'{e.what} ({e.source()})' for e in deficits[:3])}"
+                if deficits
+                else "**none documented**"
             ),
-        ]
-        dx = ", ".join(o.icd)
-        display = self.terms.display("icd10cm", o.icd[0]) or dx
-        parts = [
-            self.text["mismatch_intro"].format(
-                order=self._order_name(o),
-                limb=o.limb,
-                dx_list=dx,
-                dx_display=f"{o.icd[0]} ({display})" if len(o.icd) == 1 else dx,
-            ),
-            "\n".join(f"- {line}" for line in lines),
-        ]
-        if o.ncs and not o.needle:
-            parts.append(self.text["ncs_only"])
-        if any_recent and not deficits:
-            parts.append(self.text["repeat"].format(value=any_recent[0].evidence.cite()))
-        if o.limb == UNKNOWN:
-            parts.append(self.text["limb_unknown"])
-        if o.unresolved:
-            parts.append(self.text["unresolved"].format(refs=", ".join(o.unresolved)))
-        parts.append(self.text["fixes"])
-        summary = self.text["mismatch_summary"].format(dx=dx if len(o.icd) == 1 else "no-radiculopathy codes")
+            notes="".join(f"\n\n{n}" for n in notes),
+            advice=advice,
+        )
+        summary = spec.summary.format(dx=", ".join(dx) if len(dx) <= 2 else "no-radiculopathy codes")
         return self.kit.card(
-            "emg-dx-mismatch",
-            "warning",
-            summary[:139],
-            "\n\n".join(p.strip() for p in parts),
-            "policy",
-            self._fixes(o, ev, inp, bool(deficits or symptoms)),
+            "emg-dx-mismatch", "warning", detail, self._fixes(orders, evidence, call, codes), summary=summary
         )
 
-    def _fixes(self, o: EdxOrder, ev: PatientEvidence, inp: HookInput, supported: bool) -> list[Suggestion]:
-        candidates = self.cfg["candidate_codes"]
-        on_chart = {normalize_code("icd10cm", e.code) for e in ev.symptom_conditions}
-        recommended = next(
-            (c["code"] for c in candidates if normalize_code("icd10cm", c["code"]) in on_chart),
-            self.cfg["default_recommended"],
-        )
-        out = []
-        for cand in candidates:
-            coding = self.kit.coding(cand)
+    def _supported_codes(
+        self, evidence: PatientEvidence, deficits: list[Evidence], symptoms: list[Evidence], mri: list[Any]
+    ) -> tuple[list[OrderSpec], list[str]]:
+        """The diagnosis codes the chart supports, and the findings that support them (named on the card)."""
+        findings = []
+        if symptoms:
+            findings.append(f"radicular symptoms ({symptoms[0].source()})")
+        if deficits:
+            findings.append(f"{deficits[0].what} ({deficits[0].source()})")
+        emg = [r for r in evidence.edx.readings if r.finding.l5_radiculopathy or r.finding.other_roots]
+        emg = [r for r in emg if evidence.within_days(r.evidence.when, self.builder.windows.emg_lookback)]
+        if emg:
+            findings.append(f"radiculopathy on EMG ({emg[0].evidence.source()})")
+        compressive = [m for m in mri if m.compressive]
+        if compressive:
+            findings.append(f"compressive lesion on MRI ({compressive[0].evidence.source()})")
+        if not findings:
+            return [], []
+        # The most specific code the findings support: a disc disorder with radiculopathy when the MRI shows
+        # the disc lesion (its level decides lumbar or lumbosacral), else radiculopathy of the region.
+        codes = self.policy.diagnosis_codes
+        levels = {lv for m in compressive for lv in m.disc_levels}
+        out = [
+            codes[key]
+            for key, level in (("disc_lumbar", "lumbar"), ("disc_lumbosacral", "lumbosacral"))
+            if level in levels
+        ]
+        return out or [codes["radiculopathy"]], findings
+
+    def _fixes(
+        self, orders: list[EdxOrder], evidence: PatientEvidence, call: HookInput, codes: list[OrderSpec]
+    ) -> list[Suggestion]:
+        out: list[Suggestion] = []
+        for i, spec in enumerate(codes):
+            coding = self.kit.coding(spec)
             out.append(
                 Suggestion(
-                    label=f"Change the order's diagnosis to {cand['code']} {cand['display']}",
-                    isRecommended=supported and cand["code"] == recommended,
-                    actions=[
-                        Action(
-                            type="update",
-                            description=f"Replace the diagnosis of ServiceRequest/{o.order.id} "
-                            f"with {cand['code']}",
-                            resource=self._updated(o, [coding]),
-                        )
-                    ],
+                    label=f"Change the diagnosis to {spec.code} {spec.display}",
+                    isRecommended=True if i == 0 else None,
+                    actions=[self._update(o, [coding], [], replace=True) for o in orders],
                 )
             )
-        refs = [reference(o.order)]
+        referrals = []
         for key in ("spine", "pain"):
-            spec = self.cfg["referrals"][key]
-            label = f"Instead: {spec['display']} ({spec['code']})"
-            if self.terms.key(self.terms.uri[spec["system"]], spec["code"]) in ev.ordered:
+            spec = self.policy.referrals[key]
+            if self.terms.key(self.terms.uri[spec.system], spec.code) in evidence.ordered:
                 continue
-            reason = {
-                "system": "icd10cm",
-                "code": o.icd[0],
-                "display": self.terms.display("icd10cm", o.icd[0]),
-            }
+            reason = OrderSpec(
+                system="icd10cm",
+                code=orders[0].icd[0],
+                display=self.terms.display("icd10cm", orders[0].icd[0]) or orders[0].icd[0],
+            )
             resource = self.kit.draft_order(
-                spec, inp.patient_id, reason=reason, evidence=[m.evidence.ref for m in ev.mri[:1]]
+                spec,
+                call.patient_id,
+                reason=reason,
+                evidence=[m.evidence.ref for m in evidence.imaging.mri[:1]],
             )
-            out.append(self.kit.create(label, resource))
-        out.append(
-            Suggestion(
-                label="Remove this EMG/NCS order",
-                actions=[Action(type="delete", description=f"Delete draft {refs[0]}", resourceId=refs[0])],
+            referrals.append(
+                self.kit.create(
+                    f"Instead: {spec.display} ({spec.code})",
+                    resource,
+                    recommended=None if codes else (True if not referrals else None),
+                )
             )
+        refs = [f"ServiceRequest/{o.order.id}" for o in orders]
+        remove = Suggestion(
+            label="Remove the EMG/NCS order" + ("s" if len(orders) > 1 else ""),
+            actions=[
+                Action(type="delete", description=f"Delete draft {self._names([o.order])}", resourceId=r)
+                for o, r in zip(orders, refs, strict=True)
+            ],
         )
-        return out
+        room = self.policy.max_suggestions - len(out) - 1
+        return [*out, *referrals[: max(room, 0)], remove]
 
 
-def _indent(text: str) -> str:
-    return "\n".join("  " + line for line in text.splitlines())
+def _same_encounter(a: Any, b: Any) -> bool:
+    ea = a.encounter.reference if a.encounter else None
+    eb = b.encounter.reference if b.encounter else None
+    if ea and eb:
+        return ea == eb
+    return bool(a.authoredOn and b.authoredOn and str(a.authoredOn)[:10] == str(b.authoredOn)[:10])
+
+
+def _limb_words(limbs: set[str]) -> str:
+    if limbs <= {LOWER, UNKNOWN}:
+        return "lower limb" if LOWER in limbs else "limb not stated"
+    return "upper and lower limbs" if BOTH in limbs or limbs >= {LOWER, UPPER} else "lower limb"

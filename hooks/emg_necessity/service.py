@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from cds.registry import Rule, Service
-from hooks.common.cardkit import CardKit
-from hooks.common.chart import CHART_PREFETCH, OPTIONAL_KEYS
+from hooks.common.cardkit import CardKit, CardsFile
+from hooks.common.chart import OPTIONAL_KEYS, chart_prefetch
 from hooks.common.context import ClinicalContext
-from hooks.emg_necessity.rules import EmgNecessityRules
+from hooks.common.suppression import suppression_settings
+from hooks.emg_necessity.rules import EmgNecessityRules, PolicyFile
 
 USAGE = "Reads the draft EMG/NCS orders' diagnoses and the chart evidence payers ask for."
 RULES_DECLARED = (
@@ -15,15 +16,22 @@ RULES_DECLARED = (
 )
 RULES = {r.id: r for r in RULES_DECLARED}
 
+#: This service's own knowledge files and the models that check them (`cds knowledge check`).
+KNOWLEDGE = {"emg_necessity/cards.yaml": CardsFile, "emg_necessity/policy.yaml": PolicyFile}
+
 
 def declare(context: ClinicalContext) -> list[Service]:
-    rules = EmgNecessityRules(
-        context.evidence, CardKit(context.terms, context.file("emg_necessity/cards.yaml"))
-    )
+    cards = context.file(CardsFile, "emg_necessity/cards.yaml")
+    policy = context.file(PolicyFile, "emg_necessity/policy.yaml")
+    rules = EmgNecessityRules(context.evidence, CardKit(context.terms, cards), policy)
+    prefetch = chart_prefetch(context.evidence)
     common = dict(
-        prefetch=CHART_PREFETCH,
-        optional_prefetch=OPTIONAL_KEYS & set(CHART_PREFETCH),
+        prefetch=prefetch,
+        optional_prefetch=OPTIONAL_KEYS & set(prefetch),
+        # Feedback silences a rule for a patient for the periods of cards.yaml.
+        **suppression_settings(cards, "emg_necessity/cards.yaml"),
         relevant=context.prefilter.relevant,
+        wants_attachments=context.prefilter.wants_attachments,
         resolve_references=("reasonReference",),
         usage_requirements=USAGE,
         rules=RULES_DECLARED,

@@ -1,37 +1,24 @@
-"""Rule A: EMG-proven L5 radiculopathy with axon loss -> next steps (clinical brief 4.1, issue 3).
+"""Rule A: EMG-proven L5 radiculopathy with axon loss -> next steps (clinical brief 4.1, issues 3 and 11).
 
-Rules A0-A5 for patient-view and three order-select checks. Each rule is a small function of
-`PatientEvidence`; thresholds, codes and wording come from the knowledge files.
+Patient-view rules A0-A5 and three order-select checks. Each rule is a small function of the typed
+`PatientEvidence`; the facts every rule shares (the deciding EMG, the episode and its duration, the MRI
+that counts) are computed once in the evidence layer, so patient-view and order-select always agree.
+Thresholds, codes and wording come from the knowledge files.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
-
 from cds.cards import Card, Suggestion
 from cds.registry import HookInput
-from hooks.common.cardkit import CardKit, bullets
+from hooks.common.cardkit import CardKit, Quotes, bullets
 from hooks.common.fhir import codings
-from hooks.evidence.builder import EmgFinding, EvidenceBuilder, PatientEvidence
+from hooks.evidence.builder import EvidenceBuilder
+from hooks.evidence.model import Evidence, PatientEvidence, day
 
 
-@dataclass(frozen=True)
-class Situation:
-    """The facts every Rule-A card is phrased from, computed once per call."""
-
-    ev: PatientEvidence
-    emg: EmgFinding | None  # the most recent readable EMG in the window, if it is positive
-    onset: date | None
-    days: int | None  # symptom duration in days
-    mri_since_onset: bool
-    mri_pending: bool
-    persisting: bool
-
-
-def _weeks(days: int | None) -> str:
+def weeks(days: int | None) -> str:
     if days is None:
-        return "unknown"
+        return "duration unknown"
     return f"{days // 7} weeks ({days} days)" if days >= 14 else f"{days} days"
 
 
@@ -40,292 +27,342 @@ class L5Rules:
         self.builder = builder
         self.kit = kit
         self.w = builder.windows
-        self.cards = kit.text["cards"]
-        self.order_cards = kit.text["order_cards"]
-        self.orders = kit.text["orders"]
+        self.terms = builder.terms
 
-    # -- shared facts -------------------------------------------------------------------------------
+    # -- shared phrases ------------------------------------------------------------------------------------
 
-    def situation(self, inp: HookInput) -> Situation:
-        ev = self.builder.build(inp.resources, inp.now.date(), inp.draft_orders)
-        recent = [
-            f
-            for f in ev.emg
-            if f.evidence.when and 0 <= (ev.now - f.evidence.when).days <= self.w["emg_lookback"]
-        ]
-        emg = recent[0] if recent and recent[0].finding.positive else None  # newest reading decides
-        starts = [e.when for e in ev.symptom_conditions if e.when]
-        if emg and emg.evidence.when:
-            starts.append(emg.evidence.when)
-        onset = min(starts) if starts else None
-        since = max(
-            d for d in [onset, date.fromordinal(ev.now.toordinal() - self.w["imaging_lookback"])] if d
-        )
-        mri_since = any(m.evidence.when and m.evidence.when >= since and not m.plexus for m in ev.mri)
-        pending = self.builder.terms.sets["lumbar-mri"]
-        mri_pending = any(k in pending for k in ev.ordered)
-        return Situation(
-            ev, emg, onset, ev.days_since(onset), mri_since, mri_pending, bool(ev.symptom_conditions)
-        )
-
-    def _emg_line(self, s: Situation) -> str:
-        if s.emg is None:
+    def emg_line(self, evidence: PatientEvidence, quotes: Quotes) -> str:
+        emg = evidence.emg
+        if emg is None:
             return "no EMG-proven L5 radiculopathy on file"
-        f = s.emg.finding
-        bits = [b for b in (f.laterality, f.chronicity) if b]
-        qual = f" ({', '.join(bits)})" if bits else ""
-        return f"{s.emg.evidence.cite()}{qual}; confidence {f.confidence}"
+        f = emg.finding
+        what = " ".join(p for p in [f.laterality, "L5 radiculopathy with", _axon(f.chronicity)] if p)
+        return quotes.cite(emg.evidence, what)
 
-    def _pt_status(self, s: Situation) -> str:
-        pt = s.ev.pt
-        return f"yes, {pt[-1].cite()}" if pt else "none documented"
+    def duration(self, evidence: PatientEvidence, quotes: Quotes) -> str:
+        """The duration of the current episode, and which document dated its onset (quoted once)."""
+        episode = evidence.episode
+        if episode.onset is None or episode.source is None:
+            return "duration unknown"
+        src = episode.source
+        if src.what == "stated onset":
+            key = (src.ref, src.text)
+            quote = "" if key in quotes.seen else f": \u201c{src.text}\u201d"
+            quotes.seen.add(key)
+            origin = f"as written in the {src.label}{quote}"
+        elif src.label.startswith("EMG"):
+            origin = "the date of the EMG"
+        else:
+            origin = f"onset of {src.coded()} ({src.label.lower()})"
+        return f"{weeks(evidence.days)}, since {day(episode.onset)}, {origin}"
 
-    def _has_order(self, s: Situation, key: str) -> bool:
-        spec = self.orders[key]
-        return self.builder.terms.key(self.builder.terms.uri[spec["system"]], spec["code"]) in s.ev.ordered
+    def pt_status(self, evidence: PatientEvidence) -> str:
+        course = evidence.care.pt_course
+        if course:
+            return (
+                f"yes, {course[0].source()} ({course[0].text})"
+                if course[0].what == "course of PT"
+                else course[0].cite()
+            )
+        if evidence.care.pt:
+            last = evidence.care.pt[-1]
+            return f"started ({last.source()}: {last.text}), no completed course documented"
+        return "none documented"
+
+    def incomplete(self, evidence: PatientEvidence, *types: str) -> str:
+        cut = [t for t in types if t in evidence.incomplete]
+        return f" (the chart search for {', '.join(cut)} was cut short: check the chart)" if cut else ""
 
     def _suggest(
         self,
-        s: Situation,
-        inp: HookInput,
+        evidence: PatientEvidence,
+        call: HookInput,
         key: str,
-        verb: str,
+        label: str,
         *,
         priority: str = "routine",
         recommended: bool | None = None,
     ) -> Suggestion | None:
-        """A draft order from the knowledge file's `orders.<key>`, labelled "<verb> <display> (<code>)"."""
-        if self._has_order(s, key):
-            return None  # never duplicate an order already active or in the draft bundle
-        reason = self.kit.text["reason_code"]
-        refs = [s.emg.evidence.ref] if s.emg else []
+        """A one-click draft order, unless the same order is already active or being placed."""
+        if self.kit.ordered(key, evidence.ordered):
+            return None
+        spec = self.kit.order(key)
+        refs = [evidence.emg.evidence.ref] if evidence.emg else []
         resource = self.kit.draft_order(
-            self.orders[key], inp.patient_id, reason=reason, evidence=refs, priority=priority
+            spec, call.patient_id, reason=self.kit.text.reason_code, evidence=refs, priority=priority
         )
-        label = f"{verb} {self.orders[key]['display']} ({self.orders[key]['code']})".strip()
-        return self.kit.create(label, resource, recommended=recommended)
+        return self.kit.create(
+            f"{label} {spec.display} ({spec.code})".strip(), resource, recommended=recommended
+        )
 
-    # -- patient-view: A0-A5 ---------------------------------------------------------------------------
+    # -- patient-view: A0-A5 ----------------------------------------------------------------------------
 
-    def patient_view(self, inp: HookInput) -> list[Card]:
-        s = self.situation(inp)
-        red = self.red_flags(s, inp)
+    def patient_view(self, call: HookInput) -> list[Card]:
+        evidence = self.builder.build(call)
+        quotes = Quotes()
+        red = self.red_flags(evidence, call)
         if red:
-            return red
-        if s.emg is None:
-            return []
+            return red  # an emergency: no routine card beside it
+        if evidence.emg is None:
+            return self._unreadable(evidence)
         cards: list[Card] = []
-        a1 = bool(s.ev.motor_deficit)
-        if a1:
-            cards.append(self._motor(s))
-        if not s.mri_since_onset and not s.mri_pending:
-            cards.append(self._mri(s, inp, a1))
-        if not a1 and s.days is not None and s.days < self.w["conservative_min"]:
-            cards.append(self._conservative(s, inp))
+        severe = bool(evidence.motor.severe)
+        days = evidence.days
+        no_mri = not evidence.qualifying_mri() and not evidence.imaging.pending
+        if no_mri:
+            cards.append(
+                self._mri(evidence, call, severe, quotes)
+            )  # no MRI on file: the MRI card comes first
+        if severe:
+            cards.append(self._motor(evidence, quotes))
+        if not severe and days is not None and days < self.w.conservative_min:
+            cards.append(self._conservative(evidence, call, quotes))
         if (
-            (s.days or 0) >= self.w["conservative_min"]
-            and s.persisting
-            and not s.ev.within(s.ev.esi, self.w["esi_recent"])
+            (days or 0) >= self.w.conservative_min
+            and evidence.persisting
+            and not evidence.within(evidence.care.esi, self.w.esi_recent)
         ):
-            cards.append(self._esi(s, inp))
-        surgical = self._surgical(s, inp, a1)
+            cards.append(self._esi(evidence, call, quotes))
+        surgical = self._surgical(evidence, call, severe, quotes)
         if surgical:
             cards.append(surgical)
         return cards
 
-    def red_flags(self, s: Situation, inp: HookInput) -> list[Card]:
-        if not s.ev.red_flags:
+    def _unreadable(self, evidence: PatientEvidence) -> list[Card]:
+        """The newest relevant EMG/NCS report is a file the service could not read (brief 5.5)."""
+        spec = self.kit.spec("emg-unreadable")
+        recent = [e for e in evidence.edx.unreadable if evidence.within_days(e.when, self.w.emg_lookback)]
+        if not spec.enabled or not recent:
             return []
-        spec = self.cards["red-flags"]
+        report = recent[0]
+        detail = spec.detail.format(
+            report=report.source(), reason=spec.text.get(report.what, spec.text["other"])
+        )
+        return [self.kit.card("emg-unreadable", "info", detail, overrides=None)]
+
+    def red_flags(self, evidence: PatientEvidence, call: HookInput) -> list[Card]:
+        if not evidence.red_flags:
+            return []
         suggestions = [
-            x
-            for x in (
-                self._suggest(
-                    s,
-                    inp,
-                    "mri_lumbar",
-                    "Emergency:",
-                    priority="stat",
-                ),
-                self._suggest(s, inp, "spine_referral", "Emergency:", priority="stat"),
+            s
+            for s in (
+                self._suggest(evidence, call, "mri_lumbar", "Emergency:", priority="stat"),
+                self._suggest(evidence, call, "spine_referral", "Emergency:", priority="stat"),
             )
-            if x
+            if s
         ]
-        detail = spec["detail"].format(red_flag_days=self.w["red_flag"], evidence=bullets(s.ev.red_flags))
+        grouped: dict[tuple[str, str], list[Evidence]] = {}
+        for e in evidence.red_flags:
+            grouped.setdefault((e.ref, e.text), []).append(e)
+        lines = []
+        for items in list(grouped.values())[:5]:
+            what = " and ".join(dict.fromkeys(e.what for e in items))
+            lines.append(f"{what[:1].upper()}{what[1:]}: {items[0].cite()}")
+        detail = self.kit.spec("red-flags").detail.format(
+            red_flag_days=self.w.red_flag, evidence=bullets(lines)
+        )
         return [
             self.kit.card(
-                "red-flags", "critical", spec["summary"], detail, spec["source"], suggestions, selection="any"
+                "red-flags", "critical", detail, suggestions, overrides="red-flags", selection="any"
             )
         ]
 
-    def _motor(self, s: Situation) -> Card:
-        spec = self.cards["motor-deficit"]
-        detail = spec["detail"].format(evidence=bullets(s.ev.motor_deficit), emg=self._emg_line(s))
-        detail += "\n\nThe MRI and spine-surgery referral cards are raised to warning with urgent priority."
-        return self.kit.card("motor-deficit", "warning", spec["summary"], detail, spec["source"])
+    def _motor(self, evidence: PatientEvidence, quotes: Quotes) -> Card:
+        first = evidence.motor.severe[0]
+        exam = f"{first.what}. {quotes.cite(first)}"
+        more = [e for e in evidence.motor.severe[1:3] if e.ref != first.ref]
+        if more:
+            exam += "\n\n" + bullets(f"{e.what}: {quotes.cite(e)}" for e in more)
+        detail = self.kit.spec("motor-deficit").detail.format(exam=exam, emg=self.emg_line(evidence, quotes))
+        return self.kit.card("motor-deficit", "warning", detail)
 
-    def _mri(self, s: Situation, inp: HookInput, a1: bool) -> Card:
-        spec = self.cards["mri"]
-        why_contrast = (
-            "prior lumbar surgery"
-            if s.ev.prior_surgery
-            else f"suspected tumor or infection ({s.ev.tumor_or_infection[0].text})"
-            if s.ev.tumor_or_infection
-            else ""
-        )
-        key = "mri_lumbar_contrast" if why_contrast else "mri_lumbar"
-        code = self.orders[key]["code"]
-        urgent = a1 or (s.days or 0) >= self.w["conservative_min"]
-        priority = "urgent" if a1 else "routine"
+    def _mri(self, evidence: PatientEvidence, call: HookInput, severe: bool, quotes: Quotes) -> Card:
+        spec = self.kit.spec("mri")
+        reason = ""
+        if evidence.care.prior_surgery:
+            reason = spec.text["contrast_surgery"]
+        elif evidence.care.tumor_or_infection:
+            reason = spec.text["contrast_tumor"].format(condition=evidence.care.tumor_or_infection[0].text)
+        key = "mri_lumbar_contrast" if reason else "mri_lumbar"
+        order = self.kit.order(key)
+        urgent = severe or (evidence.days or 0) >= self.w.conservative_min
+        priority = "urgent" if severe else "routine"
         suggestions = [
-            x
-            for x in (
-                self._suggest(s, inp, key, "Order", priority=priority, recommended=True),
-                self._suggest(s, inp, "mri_plexus", "Second line:", priority=priority),
+            s
+            for s in (
+                self._suggest(evidence, call, key, "Order", priority=priority, recommended=True),
+                self._suggest(evidence, call, "mri_plexus", "Second line:", priority=priority),
             )
-            if x
+            if s
         ]
-        finding = s.emg.finding if s.emg else None
-        note = ""
-        if finding and (finding.multi_level or finding.confidence == "low"):
-            note = "\n\n_Multi-level or disc-level notation in the EMG (e.g. L5-S1): confirm the root._"
-        detail = spec["detail"].format(
-            emg=self._emg_line(s),
-            duration=_weeks(s.days),
-            mri_code=code,
-            mri_name=self.orders[key]["display"],
-            mri_reason=f" with contrast because of {why_contrast}" if why_contrast else "",
-            confidence_note=note,
+        finding = evidence.emg.finding if evidence.emg else None
+        low = finding is not None and (finding.multi_level or finding.confidence == "low")
+        detail = spec.detail.format(
+            emg=self.emg_line(evidence, quotes),
+            duration=self.duration(evidence, quotes),
+            incomplete=self.incomplete(evidence, "DiagnosticReport", "DocumentReference"),
+            mri_code=order.code,
+            mri_name=order.display,
+            mri_reason=reason,
+            confidence_note=spec.text["low_confidence"] if low else "",
         )
-        return self.kit.card(
-            "mri", "warning" if urgent else "info", spec["summary"], detail, spec["source"], suggestions
-        )
+        return self.kit.card("mri", "warning" if urgent else "info", detail, suggestions)
 
-    def _conservative(self, s: Situation, inp: HookInput) -> Card:
-        spec = self.cards["conservative-care"]
-        recent_pt = s.ev.within(s.ev.pt, self.w["pt_recent"])
+    def _conservative(self, evidence: PatientEvidence, call: HookInput, quotes: Quotes) -> Card:
+        recent_pt = evidence.within(evidence.care.pt, self.w.pt_recent)
         suggestions = []
         if not recent_pt:
-            pt = self._suggest(s, inp, "pt_referral", "")
+            pt = self._suggest(evidence, call, "pt_referral", "")
             suggestions = [pt] if pt else []
-        none = f"none in the last {self.w['pt_recent']} days: refer"
-        pt_status = f"in progress ({recent_pt[-1].cite()})" if recent_pt else none
-        detail = spec["detail"].format(emg=self._emg_line(s), duration=_weeks(s.days), pt_status=pt_status)
-        return self.kit.card(
-            "conservative-care", "info", spec["summary"], detail, spec["source"], suggestions
+        if recent_pt:
+            pt_status = f"in progress ({recent_pt[-1].source()}: {recent_pt[-1].text})"
+        else:
+            pt_status = f"none in the last {self.w.pt_recent} days; referral suggested"
+            pt_status += self.incomplete(evidence, "Procedure", "ServiceRequest", "Encounter")
+        detail = self.kit.spec("conservative-care").detail.format(
+            emg=self.emg_line(evidence, quotes), duration=self.duration(evidence, quotes), pt_status=pt_status
         )
+        return self.kit.card("conservative-care", "info", detail, suggestions)
 
-    def _esi(self, s: Situation, inp: HookInput) -> Card:
-        spec = self.cards["esi"]
-        mri = s.ev.mri[0] if s.ev.mri else None
-        imaging = (
-            f"MRI {mri.evidence.cite()}" + (" shows a compressive lesion" if mri.compressive else "")
-            if mri
-            else "no MRI yet: the MRI card comes first"
+    def _esi(self, evidence: PatientEvidence, call: HookInput, quotes: Quotes) -> Card:
+        spec = self.kit.spec("esi")
+        mri = evidence.qualifying_mri()
+        if mri:
+            m = mri[0]
+            imaging = f"{m.evidence.source()}" + (
+                " shows a compressive lesion" if m.compressive else " (no compressive lesion)"
+            )
+        else:
+            imaging = spec.text["no_mri"]
+        # The one-click injection is offered only when order-select would not call it premature and the
+        # imaging that payers require is on file; otherwise the MRI card comes first.
+        suggestion = self._suggest(evidence, call, "tfesi", "Consider") if mri else None
+        persisting = (
+            ", ".join(e.coded() for e in evidence.diagnoses.symptom_conditions[:2])
+            or "documented in recent notes"
         )
-        suggestion = self._suggest(s, inp, "tfesi", "Consider")
-        detail = spec["detail"].format(
-            emg=self._emg_line(s),
-            duration=_weeks(s.days),
-            pt_status=self._pt_status(s),
+        detail = spec.detail.format(
+            emg=self.emg_line(evidence, quotes),
+            duration=self.duration(evidence, quotes),
+            pt_status=self.pt_status(evidence),
             imaging_status=imaging,
-            persisting=", ".join(e.label for e in s.ev.symptom_conditions[:3]) or "active diagnosis",
+            persisting=persisting,
         )
-        return self.kit.card(
-            "esi", "info", spec["summary"], detail, spec["source"], [suggestion] if suggestion else []
-        )
+        return self.kit.card("esi", "info", detail, [suggestion] if suggestion else [])
 
-    def _surgical(self, s: Situation, inp: HookInput, a1: bool) -> Card | None:
-        if s.ev.within(s.ev.spine_referral, self.w["referral_recent"]):
+    def _surgical(
+        self, evidence: PatientEvidence, call: HookInput, severe: bool, quotes: Quotes
+    ) -> Card | None:
+        if evidence.within(evidence.care.spine_referral, self.w.referral_recent):
             return None
-        days = s.days or 0
-        failed = days >= self.w["conservative_min"] and (s.ev.pt or s.ev.esi) and s.persisting
-        compressive = [m for m in s.ev.mri if m.compressive]
-        if not (failed or compressive or a1):
+        days = evidence.days or 0
+        treated = bool(evidence.care.pt_course or evidence.within(evidence.care.esi, 365))
+        failed = days >= self.w.conservative_min and treated and evidence.persisting
+        mri = evidence.qualifying_mri()
+        compressive = [m for m in mri if m.compressive]
+        if not (failed or compressive or severe):
             return None
         why = []
-        if a1:
+        if severe:
             why.append("severe or progressive motor deficit")
         if failed:
-            why.append(f"symptoms for {_weeks(s.days)} despite conservative care")
+            why.append(f"symptoms for {weeks(evidence.days)} despite conservative care")
         if compressive:
-            why.append("MRI shows a compressive lesion")
-        spec = self.cards["surgical-referral"]
-        mri = compressive[0] if compressive else (s.ev.mri[0] if s.ev.mri else None)
-        detail = spec["detail"].format(
-            why="; ".join(why),
-            emg=self._emg_line(s),
-            mri=mri.evidence.cite() if mri else "none on file",
+            why.append("the MRI shows a compressive lesion")
+        spec = self.kit.spec("surgical-referral")
+        shown = compressive[0] if compressive else (mri[0] if mri else None)
+        mri_text = quotes.cite(shown.evidence) if shown else "none on file since symptoms began"
+        urgent = severe or days >= self.w.conservative_max
+        # Without a current MRI, order-select would answer a referral with "MRI first": so does this card.
+        suggestion = (
+            self._suggest(evidence, call, "spine_referral", "", priority="urgent" if severe else "routine")
+            if mri
+            else None
         )
-        urgent = a1 or days >= self.w["conservative_max"]
-        suggestion = self._suggest(
-            s,
-            inp,
-            "spine_referral",
-            "",
-            priority="urgent" if a1 else "routine",
+        detail = spec.detail.format(
+            why="; ".join(why),
+            emg=self.emg_line(evidence, quotes),
+            mri=mri_text,
+            mri_first="" if mri else spec.text["mri_first"],
         )
         return self.kit.card(
-            "surgical-referral",
-            "warning" if urgent else "info",
-            spec["summary"],
-            detail,
-            spec["source"],
-            [suggestion] if suggestion else [],
+            "surgical-referral", "warning" if urgent else "info", detail, [suggestion] if suggestion else []
         )
 
     # -- order-select ------------------------------------------------------------------------------------
 
-    def order_select(self, inp: HookInput) -> list[Card]:
-        s = self.situation(inp)
-        red = self.red_flags(s, inp)
+    def order_select(self, call: HookInput) -> list[Card]:
+        evidence = self.builder.build(call)
+        quotes = Quotes()
+        red = self.red_flags(evidence, call)
         if red:
             return red  # an emergency: no routine documentation or timing advice next to it
-        cards: list[Card] = []
         selected = [
             o
-            for o in inp.draft_orders
-            if o.get_resource_type() == "ServiceRequest" and f"ServiceRequest/{o.id}" in inp.selections
+            for o in call.draft_orders
+            if o.get_resource_type() == "ServiceRequest" and f"ServiceRequest/{o.id}" in call.selections
         ]
-        terms = self.builder.terms
-        neuro = (
-            bullets(s.ev.new_deficits, 3)
-            if s.ev.new_deficits
-            else f"none documented in the last {self.w['new_deficit']} days"
-        )
-        for order in selected:
-            pairs = codings(order.code)
-            if (terms.in_set("lumbar-mri", pairs) or terms.in_set("plexus-mri", pairs)) and s.emg:
-                spec = self.order_cards["mri-documentation"]
-                detail = spec["detail"].format(
-                    emg=self._emg_line(s), duration=_weeks(s.days), neuro=neuro, pt_status=self._pt_status(s)
-                )
-                cards.append(
-                    self.kit.card(
-                        "mri-documentation", "info", spec["summary"], detail, spec["source"], overrides=None
-                    )
-                )
-            elif (
-                terms.in_set("esi", pairs)
-                and s.days is not None
-                and s.days < self.w["conservative_min"]
-                and not s.ev.motor_deficit
-            ):
-                spec = self.order_cards["esi-timing"]
-                detail = spec["detail"].format(duration=_weeks(s.days), pt_status=self._pt_status(s))
-                cards.append(self.kit.card("esi-timing", "info", spec["summary"], detail, spec["source"]))
-            elif terms.in_set("spine-referral", pairs) and not s.ev.mri and s.emg:
-                spec = self.order_cards["mri-before-surgery"]
-                mri = self._suggest(s, inp, "mri_lumbar", "Order first:")
-                detail = spec["detail"].format(emg=self._emg_line(s))
-                cards.append(
-                    self.kit.card(
-                        "mri-before-surgery",
-                        "info",
-                        spec["summary"],
-                        detail,
-                        spec["source"],
-                        [mri] if mri else [],
-                    )
-                )
+        kinds = {self._kind(o) for o in selected} - {None}
+        cards: list[Card] = []
+        if "mri" in kinds and evidence.emg:
+            cards.append(self._mri_documentation(evidence, quotes))
+        if (
+            "esi" in kinds
+            and evidence.days is not None
+            and evidence.days < self.w.conservative_min
+            and not evidence.motor.severe
+        ):
+            detail = self.kit.spec("esi-timing").detail.format(
+                duration=self.duration(evidence, quotes), pt_status=self.pt_status(evidence)
+            )
+            cards.append(self.kit.card("esi-timing", "info", detail))
+        if "referral" in kinds and evidence.emg and not evidence.qualifying_mri():
+            cards.append(self._mri_before_surgery(evidence, call, quotes))
         return cards
+
+    def _kind(self, order) -> str | None:
+        pairs = codings(order.code)
+        if self.terms.in_set("lumbar-mri", pairs) or self.terms.in_set("plexus-mri", pairs):
+            return "mri"
+        if self.terms.in_set("esi", pairs):
+            return "esi"
+        if self.terms.in_set("spine-referral", pairs):
+            return "referral"
+        return None
+
+    def _mri_documentation(self, evidence: PatientEvidence, quotes: Quotes) -> Card:
+        deficits = evidence.within(evidence.motor.new_deficits, self.w.new_deficit)
+        neuro = "; ".join(f"{e.what} ({e.source()})" for e in deficits[:3]) or (
+            f"none documented in the last {self.w.new_deficit} days"
+        )
+        detail = self.kit.spec("mri-documentation").detail.format(
+            emg=self.emg_line(evidence, quotes),
+            duration=self.duration(evidence, quotes),
+            neuro=neuro,
+            pt_status=self.pt_status(evidence),
+        )
+        return self.kit.card("mri-documentation", "info", detail, overrides=None)
+
+    def _mri_before_surgery(self, evidence: PatientEvidence, call: HookInput, quotes: Quotes) -> Card:
+        mri = self._suggest(evidence, call, "mri_lumbar", "Order first:")
+        older = [m for m in evidence.imaging.mri if not m.plexus]
+        status = (
+            f"the last one, {older[0].evidence.source()}, predates this episode or is over a year old"
+            if older
+            else "none on file"
+        )
+        detail = self.kit.spec("mri-before-surgery").detail.format(
+            emg=self.emg_line(evidence, quotes),
+            mri_status=status,
+            incomplete=self.incomplete(evidence, "DiagnosticReport", "DocumentReference"),
+            mri_code=self.kit.order("mri_lumbar").code,
+        )
+        return self.kit.card("mri-before-surgery", "info", detail, [mri] if mri else [])
+
+
+def _axon(chronicity: str | None) -> str:
+    return {
+        "acute": "active denervation (axon loss)",
+        "chronic": "chronic axon loss",
+        "chronic-active": "active and chronic denervation (axon loss)",
+    }.get(chronicity or "", "axon loss")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from cds.registry import Rule, Service
-from hooks.common.cardkit import CardKit
-from hooks.common.chart import CHART_PREFETCH, OPTIONAL_KEYS
+from hooks.common.cardkit import CardKit, CardsFile
+from hooks.common.chart import OPTIONAL_KEYS, chart_prefetch, encounters_prefetch
 from hooks.common.context import ClinicalContext
+from hooks.common.suppression import suppression_settings
 from hooks.l5_radiculopathy.rules import L5Rules
 
-PREFETCH = {**CHART_PREFETCH, "encounters": "Encounter?patient={{context.patientId}}"}
 USAGE = "Reads EMG/NCS reports, MRI reports, conditions, exam observations, notes and orders."
 
 RED_FLAGS = Rule("red-flags", ("critical",), "Cauda equina red flags: emergency evaluation")
@@ -19,6 +19,7 @@ PATIENT_VIEW_RULES = (
     Rule("conservative-care", ("info",), "Under 6 weeks: conservative care"),
     Rule("esi", ("info",), "Over 6 weeks: consider an epidural steroid injection"),
     Rule("surgical-referral", ("info", "warning"), "Consider spine-surgery referral"),
+    Rule("emg-unreadable", ("info",), "EMG/NCS report on file but not machine-readable"),
 )
 ORDER_SELECT_RULES = (
     RED_FLAGS,
@@ -28,9 +29,18 @@ ORDER_SELECT_RULES = (
 )
 RULES = {r.id: r for r in PATIENT_VIEW_RULES + ORDER_SELECT_RULES}
 
+#: This service's own knowledge files and the models that check them (`cds knowledge check`).
+KNOWLEDGE = {"l5_radiculopathy/cards.yaml": CardsFile}
+
 
 def declare(context: ClinicalContext) -> list[Service]:
-    rules = L5Rules(context.evidence, CardKit(context.terms, context.file("l5_radiculopathy/cards.yaml")))
+    cards = context.file(CardsFile, "l5_radiculopathy/cards.yaml")
+    rules = L5Rules(context.evidence, CardKit(context.terms, cards))
+    prefetch = {**chart_prefetch(context.evidence), "encounters": encounters_prefetch(context.evidence)}
+    # Feedback silences a rule for a patient for the periods of cards.yaml; red flags always show.
+    suppression = dict(
+        **suppression_settings(cards, "l5_radiculopathy/cards.yaml"), never_suppress=frozenset({RED_FLAGS.id})
+    )
     return [
         Service(
             id="l5-radiculopathy-patient-view",
@@ -39,12 +49,14 @@ def declare(context: ClinicalContext) -> list[Service]:
             description="When an EMG/NCS report shows L5 radiculopathy with axon loss: lumbar MRI, "
             "conservative care, epidural injection and spine-surgery referral at the right time; "
             "an emergency card for cauda equina red flags.",
-            prefetch=PREFETCH,
+            prefetch=prefetch,
             optional_prefetch=OPTIONAL_KEYS,
             handler=rules.patient_view,
             relevant=context.prefilter.relevant,
+            wants_attachments=context.prefilter.wants_attachments,
             usage_requirements=USAGE,
             rules=PATIENT_VIEW_RULES,
+            **suppression,
         ),
         Service(
             id="l5-radiculopathy-order-select",
@@ -52,11 +64,13 @@ def declare(context: ClinicalContext) -> list[Service]:
             title="EMG-proven L5 radiculopathy: order guidance",
             description="Documentation for lumbar or plexus MRI orders, epidural injection timing and MRI "
             "before surgical referral, from the patient's EMG evidence; red flags are critical.",
-            prefetch=PREFETCH,
+            prefetch=prefetch,
             optional_prefetch=OPTIONAL_KEYS,
             handler=rules.order_select,
             relevant=context.prefilter.relevant,
+            wants_attachments=context.prefilter.wants_attachments,
             usage_requirements=USAGE,
             rules=ORDER_SELECT_RULES,
+            **suppression,
         ),
     ]

@@ -23,9 +23,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
+from pydantic import ValidationError
 
+from hooks.common.schema import KnowledgeError, describe, read_yaml
 from hooks.nlp.assertion import CATEGORIES, DEFAULT_EXCLUDE, AnnotatedText, Mention, Span, Trigger
+from hooks.nlp.schema import EmgTextKnowledge
 from hooks.nlp.textprep import normalize_text
 
 DEFAULT_KNOWLEDGE_PATH = Path(__file__).resolve().parent.parent / "knowledge" / "emg_text.yaml"
@@ -35,13 +37,17 @@ DIRECTIONS = ("forward", "backward", "bidirectional")
 
 
 def load_knowledge(path: Path | None = None) -> dict[str, Any]:
-    """Read and minimally validate the YAML knowledge file (fail fast at start-up, not per request)."""
-    with open(path or DEFAULT_KNOWLEDGE_PATH, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
-    if not isinstance(data, dict) or "version" not in data or "context" not in data:
-        raise ValueError(
-            f"{path or DEFAULT_KNOWLEDGE_PATH}: not an EMG text knowledge file (version/context)"
-        )
+    """Read the YAML knowledge file and check it against its model (fail fast at start-up, not per request).
+
+    The engine works on the plain mapping; the model (hooks.nlp.schema) only guards it: a missing or unknown
+    key, or a pattern that does not compile, raises KnowledgeError naming the file and the key.
+    """
+    where = path or DEFAULT_KNOWLEDGE_PATH
+    data = read_yaml(Path(where))
+    try:
+        EmgTextKnowledge.model_validate(data)
+    except ValidationError as exc:
+        raise KnowledgeError(describe(Path(where), exc)) from exc
     return data
 
 

@@ -83,6 +83,10 @@ class EmgTextAnalyzer:
             text, content_type, max_chars=self.max_chars, max_html_chars=self.max_html_chars
         )
 
+    def prepare(self, text: str, content_type: str = "text/plain") -> str:
+        """The normalised visible text the reader works on (HTML stripped first, then capped)."""
+        return self._prepare(text, content_type)[0]
+
     def impression(self, text: str, content_type: str = "text/plain") -> str | None:
         """The impression/conclusion text of a report (HTML handled), or None when no such header exists."""
         body, _ = self._prepare(text, content_type)

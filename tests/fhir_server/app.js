@@ -17,7 +17,9 @@ function createServer(opts) {
   indexDefinitions();
   const router = new FhirRouter();
   const repo = new TestRepository(opts.validate);
-  const state = { delayMs: opts.delayMs };
+  // delayMs: every response; typeDelayMs: extra per resource type (a slow Binary store);
+  // binaryFormat: 'negotiate' (native bytes unless the client asks for FHIR JSON) or 'json' (always JSON).
+  const state = { delayMs: opts.delayMs, typeDelayMs: {}, binaryFormat: 'negotiate' };
   const config = { transactions: true };
   // One FHIR interaction at a time: the engine is CPU-bound and in-process, so this costs no throughput,
   // and it gives transactions real isolation (and safe rollback) and searches a consistent view.
@@ -91,8 +93,21 @@ function createServer(opts) {
       if (!Number.isInteger(ms) || ms < 0) {
         throw new HttpError(400, 'invalid', 'POST /admin/delay needs ?ms=N or {"ms": N}');
       }
-      state.delayMs = ms;
-      return send(res, req, 200, { delayMs: ms });
+      const type = url.searchParams.get('type');
+      if (type) {
+        state.typeDelayMs[type] = ms;
+      } else {
+        state.delayMs = ms;
+      }
+      return send(res, req, 200, { delayMs: state.delayMs, typeDelayMs: state.typeDelayMs });
+    }
+    if (route === 'POST /admin/binary-format') {
+      const mode = url.searchParams.get('mode');
+      if (!['negotiate', 'json'].includes(mode)) {
+        throw new HttpError(400, 'invalid', 'POST /admin/binary-format needs ?mode=negotiate|json');
+      }
+      state.binaryFormat = mode;
+      return send(res, req, 200, { binaryFormat: mode });
     }
     if (route === 'GET /admin/status') {
       const mem = process.memoryUsage();
@@ -133,10 +148,17 @@ function createServer(opts) {
       await new Promise((resolve) => setTimeout(resolve, state.delayMs));
     }
     const relPath = url.pathname.slice(BASE_PATH.length).replace(/^\/+/, '');
+    const typeDelay = state.typeDelayMs[relPath.split('/')[0]] ?? 0;
+    if (typeDelay > 0) {
+      await new Promise((resolve) => setTimeout(resolve, typeDelay));
+    }
     if (req.method === 'GET' && relPath === 'metadata') {
       return send(res, req, 200, capabilityStatement(base), {}, pretty);
     }
     const result = await serialized(() => handleFhir(req.method, relPath + url.search, body, req.headers, base));
+    if (isBinaryRead(req.method, relPath) && result.status === 200 && wantsNative(req.headers.accept, state)) {
+      return sendNative(res, req, result.body, result.headers);
+    }
     return send(res, req, result.status, result.body, result.headers, pretty);
   }
 
@@ -170,6 +192,40 @@ function createServer(opts) {
   const handle = (method, rel, body, headers, base) =>
     serialized(() => handleFhir(method, rel, body, headers, base));
   return { server, repo, handle, state };
+}
+
+/** GET Binary/[id]: FHIR says a client that does not ask for a FHIR format gets the content itself. */
+function isBinaryRead(method, relPath) {
+  return method === 'GET' && /^Binary\/[^/?]+$/.test(relPath);
+}
+
+/** The client's most preferred media range is neither FHIR/JSON nor a wildcard. */
+function wantsNative(accept, state) {
+  if (state.binaryFormat === 'json' || !accept) {
+    return false;
+  }
+  const ranges = String(accept)
+    .split(',')
+    .map((part, index) => {
+      const [type, ...params] = part.trim().split(';');
+      const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+      return { type: type.trim().toLowerCase(), q: q ? Number(q.slice(2)) : 1, index };
+    })
+    .sort((a, b) => b.q - a.q || a.index - b.index);
+  const top = ranges[0]?.type ?? '';
+  return top !== '' && !top.includes('json') && !top.includes('fhir') && top !== '*/*';
+}
+
+function sendNative(res, req, binary, headers) {
+  const payload = Buffer.from(binary.data ?? '', 'base64');
+  res.writeHead(200, {
+    ...headers,
+    'Access-Control-Allow-Origin': req.headers.origin || '*',
+    'Content-Type': binary.contentType || 'application/octet-stream',
+    'Content-Length': payload.length,
+    'Cache-Control': 'no-store',
+  });
+  res.end(payload);
 }
 
 module.exports = { BASE_PATH, createServer };

@@ -22,7 +22,10 @@
 //   * resource validation against the R4 StructureDefinitions on create/update (--no-validate to skip);
 //   * CORS incl. Chrome Private Network Access, so a browser page (the public CDS Hooks sandbox) can
 //     reach 127.0.0.1;
-//   * test knobs: --delay-ms, POST /admin/reset, POST /admin/delay, GET /admin/status.
+//   * Binary content negotiation: GET Binary/[id] answers the raw content with its contentType when the
+//     client's preferred Accept type is not a FHIR/JSON one (as HAPI and the EHRs do);
+//   * test knobs: --delay-ms, POST /admin/reset, POST /admin/delay (?type=Binary: one type only),
+//     POST /admin/binary-format?mode=json (always the FHIR JSON form), GET /admin/status.
 //
 // Usage: node server.js [--port 8103] [--host 127.0.0.1] [--load bundle.json ...] [--delay-ms N]
 //                       [--default-count 20] [--max-count 1000] [--lenient-search] [--no-validate]

@@ -1,0 +1,88 @@
+"""Diagnoses on the chart and radicular symptoms in its notes.
+
+Why confirmation matters: the EMG/NCS "link it" card offers a problem-list radiculopathy as the order's
+diagnosis, and outpatient coding does not code "rule out". A provisional, differential, refuted or
+"r/o" entry is therefore never a radiculopathy on the chart, though it still counts as a symptom.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from hooks.common.fhir import codings, concept_text, condition_active, onset_date, status_code
+from hooks.common.knowledge import Terminology
+from hooks.common.schema import KnowledgeFile, Regex
+from hooks.evidence.chart import Chart
+from hooks.evidence.model import Evidence, clip
+from hooks.evidence.narrative import Narrative, NarrativeReader
+
+
+class DiagnosisKnowledge(KnowledgeFile):
+    unconfirmed_statuses: list[str]
+    rule_out_text: Regex
+    radicular_symptoms: Regex
+    radicular_question: Regex
+
+
+@dataclass
+class DiagnosisEvidence:
+    radiculopathy: list[Evidence] = field(default_factory=list)  # confirmed, active RADIC diagnoses
+    symptom_conditions: list[Evidence] = field(default_factory=list)  # active RADIC or RSX (any confirmation)
+    radicular_symptoms: list[Evidence] = field(default_factory=list)  # RSX conditions and note mentions
+
+
+class DiagnosisReader:
+    def __init__(self, knowledge: DiagnosisKnowledge, terms: Terminology, reader: NarrativeReader) -> None:
+        self.k = knowledge
+        self.terms = terms
+        self.reader = reader
+        self.rule_out = re.compile(knowledge.rule_out_text, re.I)
+        self.question = re.compile(knowledge.radicular_question, re.I)
+
+    def confirmed(self, cond: Any) -> bool:
+        if status_code(cond.verificationStatus) in self.k.unconfirmed_statuses:
+            return False
+        return not self.rule_out.search(concept_text(cond.code))
+
+    def read(self, chart: Chart, narratives: list[Narrative]) -> DiagnosisEvidence:
+        out = DiagnosisEvidence()
+        for cond in chart.conditions():
+            if not condition_active(cond):
+                continue
+            pairs = codings(cond.code)
+            radic = self.terms.matching("radiculopathy-dx", pairs)
+            symptom = self.terms.matching("radicular-symptom-dx", pairs)
+            if not (radic or symptom):
+                continue
+            code = (radic or symptom)[0]
+            system_key = next((self.terms.system_key(s) for s, c in pairs if c == code), None) or "icd10cm"
+            item = Evidence(
+                f"Condition/{cond.id}",
+                onset_date(cond, chart.zone),
+                clip(concept_text(cond.code), 120),
+                _label(cond),
+                code,
+                "radiculopathy" if radic else "radicular symptoms",
+                self.terms.display(system_key, code) or concept_text(cond.code),
+            )
+            out.symptom_conditions.append(item)
+            if radic and self.confirmed(cond):
+                out.radiculopathy.append(item)
+            if symptom:
+                out.radicular_symptoms.append(item)
+        for n in narratives:
+            hits = self.reader.mentions(n, self.k.radicular_symptoms)
+            answers = [a.quote() for a in self.reader.answered(n, self.question) if a.reply == "yes"]
+            quote = hits[0] if hits else (answers[0] if answers else None)
+            if quote:
+                out.radicular_symptoms.append(
+                    Evidence(n.ref, n.when, clip(quote), n.kind, what="radicular symptoms")
+                )
+        return out
+
+
+def _label(cond: Any) -> str:
+    categories = {c for _, c in codings(cond.category or [])}
+    return "Encounter diagnosis" if "encounter-diagnosis" in categories else "Problem list"

@@ -1,0 +1,161 @@
+"""Typed evidence: every fact a rule reads, with the document it came from, its date and the words.
+
+A card cites its evidence by document kind and date ("EMG/NCS report, 14 Nov 2026"), never by resource
+id; `ref` is kept for the audit and for reasonReference links in suggested orders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import TYPE_CHECKING
+
+from hooks.common.schema import KnowledgeFile, Strict
+from hooks.nlp import EmgTextFinding
+
+if TYPE_CHECKING:  # the concept modules import this one; only the annotations need them
+    from hooks.evidence.care_history import CareEvidence
+    from hooks.evidence.diagnoses import DiagnosisEvidence
+    from hooks.evidence.edx_reports import EdxEvidence
+    from hooks.evidence.episode import Episode
+    from hooks.evidence.imaging import ImagingEvidence
+    from hooks.evidence.motor_exam import MotorFindings
+
+SNIPPET = 300
+
+
+def clip(text: str, limit: int = SNIPPET) -> str:
+    """Whole sentences are quoted; only a runaway one is cut (at a word, with an ellipsis)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:") + "\u2026"
+
+
+def day(when: date | None) -> str:
+    """A date as clinicians read it: 14 Nov 2026."""
+    return f"{when.day} {when:%b %Y}" if when else "undated"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One fact and where it was documented. Cards show `label` and `when`, never `ref`."""
+
+    ref: str  # Type/id: for the audit trail and reasonReference links, never shown in card text
+    when: date | None
+    text: str  # the words that prove it (a whole sentence), or the coded entry's name
+    label: str = ""  # the document as a clinician names it: "ED Provider Notes", "Problem list"
+    code: str = ""  # the code that matched, as written in the resource (e.g. "M51.17")
+    what: str = ""  # the finding, in words: "urinary retention"
+    display: str = ""  # the matched code's display
+
+    def source(self) -> str:
+        """ "ED Provider Notes, 21 Jan 2026"."""
+        return f"{self.label or 'Chart'}, {day(self.when)}"
+
+    def coded(self) -> str:
+        """ "M51.17 Intervertebral disc disorders with radiculopathy, lumbosacral region"."""
+        return f"{self.code} {self.display or self.text}".strip() if self.code else self.text
+
+    def cite(self, limit: int = 240) -> str:
+        quote = f": \u201c{clip(self.text, limit)}\u201d" if self.text else ""
+        return f"{self.source()}{quote}"
+
+
+@dataclass(frozen=True)
+class EmgFinding:
+    evidence: Evidence
+    finding: EmgTextFinding
+    coded: bool  # selected by code/category rather than by text alone
+
+
+@dataclass(frozen=True)
+class EdxStudy:
+    """Proof that an EMG/NCS study was done (whatever it found): for the payer's 12-month criterion."""
+
+    evidence: Evidence
+    needle: bool
+    limb: str = "unknown"  # lower | upper | both | unknown
+
+
+@dataclass(frozen=True)
+class MriStudy:
+    evidence: Evidence
+    compressive: bool
+    plexus: bool
+    disc_levels: tuple[str, ...] = ()  # "lumbar" (L1-2..L4-5), "lumbosacral" (L5-S1), "unspecified"
+
+
+class Windows(KnowledgeFile):
+    """knowledge/windows.yaml: every window in days, in one place."""
+
+    days: WindowDays
+
+
+class WindowDays(Strict):
+    emg_lookback: int
+    imaging_lookback: int
+    conservative_min: int
+    conservative_max: int
+    red_flag: int
+    new_deficit: int
+    pt_recent: int
+    esi_recent: int
+    referral_recent: int
+
+
+Windows.model_rebuild()
+
+
+@dataclass
+class PatientEvidence:
+    """Everything the rules know about the patient, computed once per hook call."""
+
+    today: date
+    windows: WindowDays
+    edx: EdxEvidence
+    imaging: ImagingEvidence
+    diagnoses: DiagnosisEvidence
+    care: CareEvidence
+    motor: MotorFindings
+    red_flags: list[Evidence]
+    episode: Episode
+    ordered: set[tuple[str, str]] = field(default_factory=set)  # (system key, code) of active/draft orders
+    incomplete: tuple[str, ...] = ()  # resource types whose search was cut short: "none on file" is unsure
+
+    # -- the shared answers (one chart, one answer) ---------------------------------------------------
+
+    @property
+    def emg(self) -> EmgFinding | None:
+        """The newest relevant, readable EMG/NCS study within the lookback, when it proves L5 + axon loss."""
+        return self.edx.positive(self.today, self.windows.emg_lookback)
+
+    @property
+    def days(self) -> int | None:
+        """Symptom duration of the current episode."""
+        return self.episode.days(self.today)
+
+    @property
+    def mri_since(self) -> date:
+        """An MRI counts when it is dated on or after this day (the episode onset, within the lookback)."""
+        floor = self.today - timedelta(days=self.windows.imaging_lookback)
+        onset = self.episode.onset
+        return max(onset, floor) if onset else floor
+
+    def qualifying_mri(self) -> list[MriStudy]:
+        return self.imaging.qualifying(self.mri_since)
+
+    @property
+    def persisting(self) -> bool:
+        """Symptoms persist: an active radiculopathy/radicular diagnosis, or recent notes saying so."""
+        return bool(self.diagnoses.symptom_conditions) or bool(
+            self.within(self.diagnoses.radicular_symptoms, self.windows.red_flag)
+        )
+
+    def within_days(self, when: date | None, days: int) -> bool:
+        return when is not None and 0 <= (self.today - when).days <= days
+
+    def within(self, items: Iterable[Evidence], days: int) -> list[Evidence]:
+        return [e for e in items if self.within_days(e.when, days)]
