@@ -174,7 +174,8 @@ class Runner:
         self.settings = Settings(
             log_level="ERROR",
             data_dir=Path(self._tmp.name),
-            database_url="sqlite://",
+            # A file, not "sqlite://": the audit writer's thread opens its own connection to it.
+            database_url=f"sqlite:///{self._tmp.name}/corpus.db",
             hash_key="corpus",
         )
         self.app = create_app(self.settings)

@@ -75,7 +75,9 @@ def test_card_reads_like_clinical_text(name: str, card: dict[str, Any]):
         assert not RESOURCE_ID.search(text), f"{name}: resource id in card text: {RESOURCE_ID.search(text)}"
     for m in CODE.finditer(detail):
         before, after = detail[max(0, m.start() - 120) : m.start()], detail[m.end() : m.end() + 3]
-        named = re.search(r"[A-Za-z]{3,}[^()]*\((?:[^()]*[ ,])?$", before) or re.match(r" [A-Za-z]", after)
+        named = re.search(r"[A-Za-z]{3,}(?:[^()]|\([^()]*\))*\((?:[^()]*[ ,])?$", before) or re.match(
+            r" [A-Za-z]", after
+        )
         dated = re.search(r"\d{1,2} [A-Z][a-z]{2} $", before)  # a year in "14 Nov 2026" is not a code
         assert named or dated, (
             f"{name}: code {m.group(0)} without its display: ...{before[-60:]}{m.group(0)}{after}"

@@ -22,7 +22,7 @@ from hooks.common.schema import KnowledgeFile, Regex, Strict
 from hooks.evidence.builder import EvidenceBuilder
 from hooks.evidence.model import Evidence, PatientEvidence
 
-LOWER, UPPER, BOTH, UNKNOWN = "lower", "upper", "both", "unknown"
+LOWER, UPPER, BOTH, UNKNOWN, NON_LIMB = "lower", "upper", "both", "unknown", "non-limb"
 
 
 class LimbText(Strict):
@@ -30,6 +30,7 @@ class LimbText(Strict):
     upper: Regex
     lower_region: Regex
     upper_region: Regex
+    non_limb: Regex
 
 
 class PolicyFile(KnowledgeFile):
@@ -65,6 +66,7 @@ class EmgNecessityRules:
             re.compile(limb.lower_region, re.I),
             re.compile(limb.upper_region, re.I),
         )
+        self.non_limb = re.compile(limb.non_limb, re.I)
         self.mismatch = {normalize_code("icd10cm", c) for c in policy.mismatch_codes}
         self.extended = policy.mode == "extended"
 
@@ -94,6 +96,10 @@ class EmgNecessityRules:
                 ]
             )
             lower, upper = bool(self.lower.search(words)), bool(self.upper.search(words))
+            if not (lower or upper) and (
+                self.terms.in_set("non-limb-edx", codings(order.code)) or self.non_limb.search(words)
+            ):
+                return NON_LIMB  # thoracic paraspinals, cranial muscles: not a limb study
             if not (lower or upper):  # a spine region only when no limb is named
                 lower, upper = bool(self.lower_region.search(words)), bool(self.upper_region.search(words))
         return BOTH if lower and upper else LOWER if lower else UPPER if upper else UNKNOWN
@@ -115,7 +121,7 @@ class EmgNecessityRules:
             family = [*drafts, *siblings]
             limb = self.limb(o)
             if limb == UNKNOWN:
-                known = {lb for x in family if x is not o and (lb := self.limb(x)) != UNKNOWN}
+                known = {lb for x in family if x is not o and (lb := self.limb(x)) not in (UNKNOWN, NON_LIMB)}
                 if len(known) == 1:
                     limb = next(iter(known))  # a sibling EDX order names the limb
             icd, drop, unresolved = self._diagnoses(o, call)
@@ -166,7 +172,7 @@ class EmgNecessityRules:
 
     def evaluate(self, call: HookInput, only: set[str] | None) -> list[Card]:
         orders = [o for o in self.edx_orders(call) if only is None or f"ServiceRequest/{o.order.id}" in only]
-        orders = [o for o in orders if o.limb != UPPER and self.is_mismatch(o.icd)]
+        orders = [o for o in orders if o.limb not in (UPPER, NON_LIMB) and self.is_mismatch(o.icd)]
         if not orders:
             return []
         evidence = self.builder.build(call)
@@ -249,7 +255,13 @@ class EmgNecessityRules:
         quotes = Quotes()
         spec = self.kit.spec("emg-dx-mismatch")
         deficits = evidence.within(evidence.motor.new_deficits, w.new_deficit)
-        symptoms = evidence.diagnoses.radicular_symptoms
+        # An active symptom diagnosis is current by its status; a note's words are current for the window
+        # in which new deficits count (an ED visit a year ago does not support today's code).
+        symptoms = [
+            s
+            for s in evidence.diagnoses.radicular_symptoms
+            if s.ref.startswith("Condition/") or evidence.within_days(s.when, w.new_deficit)
+        ]
         # A study of the arm does not count; one whose limb is not recorded does (the same study is usually
         # reported elsewhere with its limb, and the card's line is a checklist, not a verdict).
         lower_studies = [s for s in evidence.edx.studies if s.limb != UPPER and s.evidence.when]

@@ -96,6 +96,7 @@ class EvidenceBuilder:
         ]
         positive = edx.positive(today, w.emg_lookback)
         if positive is not None:
+            episode_items = self.episodes.same_side(episode_items, positive.finding.laterality)
             episode_items.append(Span(positive.evidence))
         return PatientEvidence(
             today,
@@ -119,7 +120,7 @@ class EvidenceBuilder:
                 continue
             n = self.reader.document(doc, chart.zone)
             if n is not None:
-                out.append(n)
+                out += [n, *n.copied]
         for obs in chart.observations():
             if self.edx.edx_text.search(concept_text(obs.code)):
                 continue  # an EMG/NCS result row ("L tibialis anterior: fibs 2+") is not a strength exam

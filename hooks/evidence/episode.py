@@ -46,6 +46,8 @@ _SENTENCE = re.compile(r"(?<=[.;!?])\s+|\n")
 
 class EpisodeKnowledge(KnowledgeFile):
     gap_days: int
+    side_left: Regex
+    side_right: Regex
     symptom_words: Regex
     since_date: Regex
     onset_question: Regex
@@ -87,6 +89,15 @@ class EpisodeReader:
         self.duration = re.compile(knowledge.duration, re.I)
         self.not_onset = re.compile(knowledge.not_onset, re.I)
         self.question = re.compile(knowledge.onset_question, re.I)
+        self.left = re.compile(knowledge.side_left, re.I)
+        self.right = re.compile(knowledge.side_right, re.I)
+
+    def same_side(self, items: list[Span], side: str | None) -> list[Span]:
+        """Drop evidence that names only the other side of a one-sided radiculopathy."""
+        if side not in ("left", "right"):
+            return items
+        mine, other = (self.left, self.right) if side == "left" else (self.right, self.left)
+        return [s for s in items if not (other.search(s.evidence.text) and not mine.search(s.evidence.text))]
 
     def stated_onsets(self, narratives: list[Narrative]) -> list[Span]:
         """Onsets written in notes ("since January 2", "x 3 weeks") or answered on forms ("When did the pain

@@ -29,6 +29,8 @@ class ImagingKnowledge(KnowledgeFile):
     document_statuses: list[str]
     exam_date_text: Regex
     compressive_lesion: Regex
+    root_contact: Regex
+    level_lookback_chars: int
     disc_lesion: Regex
     level_lumbar: Regex
     level_lumbosacral: Regex
@@ -121,12 +123,17 @@ class ImagingReader:
         hits = (
             self.reader.affirmed(impression, self.k.compressive_lesion, FINDING_EXCLUDE) if impression else ()
         )
+        if not hits and impression != text:
+            hits = self.reader.affirmed(text, self.k.root_contact, FINDING_EXCLUDE)
         disc_levels = set()
         for sentence in hits:
             if self.disc.search(sentence):
-                if self.lumbosacral_level.search(sentence):
+                levelled = sentence
+                if not (self.lumbosacral_level.search(sentence) or self.lumbar_level.search(sentence)):
+                    levelled = self._level_heading(text, sentence)
+                if self.lumbosacral_level.search(levelled):
                     disc_levels.add("lumbosacral")
-                if self.lumbar_level.search(sentence):
+                if self.lumbar_level.search(levelled):
                     disc_levels.add("lumbar")
                 if not disc_levels:
                     disc_levels.add("unspecified")
@@ -138,6 +145,15 @@ class ImagingReader:
             plexus=plexus,
             disc_levels=tuple(sorted(disc_levels)),
         )
+
+    def _level_heading(self, text: str, sentence: str) -> str:
+        """The nearest level written before a sentence that names none ("L4-L5: ... The protrusion ...")."""
+        at = text.find(sentence[:60])
+        if at < 0:
+            return ""
+        before = text[max(0, at - self.k.level_lookback_chars) : at]
+        levels = [m for p in (self.lumbar_level, self.lumbosacral_level) for m in p.finditer(before)]
+        return max(levels, key=lambda m: m.start()).group(0) if levels else ""
 
     def _exam_date(self, head: str) -> date | None:
         m = self.exam_date.search(head)

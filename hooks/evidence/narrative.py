@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -57,8 +57,14 @@ class ContextRules(Strict):
     backward: list[Regex] = []
 
 
+class CopiedText(Strict):
+    start: Regex  # group "date": the date of the note the text was copied from
+    end: Regex
+
+
 class NarrativeKnowledge(KnowledgeFile):
     max_chars: int  # text read per note, after markup is stripped
+    copied_text: CopiedText
     skip_sections: Regex  # headers whose content documents no finding (instructions, education, risks)
     skip_sentences: Regex  # sentences that document no finding wherever they stand
     answer_line: Regex  # "Question: answer" on one line (groups q and a)
@@ -94,6 +100,18 @@ class Narrative:
     prose: str = ""
     answers: tuple[Answer, ...] = ()
     sources: tuple[str, ...] = field(default=())  # resource references merged into this narrative
+    copied: tuple[Narrative, ...] = ()  # text copied forward from older notes, each dated as its source
+
+
+def _written_date(raw: str) -> date | None:
+    """A date as notes write it: "NOV 20, 2025", "November 20 2025", "11/20/2025", "2025-11-20"."""
+    cleaned = re.sub(r"[.,]", " ", raw).split()
+    for fmt, parts in (("%b %d %Y", 3), ("%B %d %Y", 3), ("%m/%d/%Y", 1), ("%Y-%m-%d", 1)):
+        try:
+            return datetime.strptime(" ".join(cleaned[:parts]), fmt).date()
+        except ValueError:
+            continue
+    return None
 
 
 def _coded(terms: Terminology, items: list[CodedAnswer]) -> frozenset[tuple[str, str]]:
@@ -133,6 +151,8 @@ class NarrativeReader:
         self._yes_codes = _coded(terms, knowledge.answers.yes_codes)
         self._no_codes = _coded(terms, knowledge.answers.no_codes)
         self.affirmed = lru_cache(maxsize=16384)(self._affirmed)
+        self._copied_start = re.compile(knowledge.copied_text.start, re.IGNORECASE)
+        self._copied_end = re.compile(knowledge.copied_text.end, re.IGNORECASE)
 
     # -- building narratives -------------------------------------------------------------------------
 
@@ -151,7 +171,25 @@ class NarrativeReader:
         title = " ".join([kind, doc.description or ""])
         if self._skip_document.search(title):
             return None  # patient instructions, education, an after-visit summary: what to watch for
-        return self.from_text(_ref(doc), document_date(doc, zone), kind, text)
+        ref = _ref(doc)
+        text, blocks = self._split_copied(text)
+        copied = tuple(self.from_text(ref, when, kind, block) for when, block in blocks if when is not None)
+        return replace(self.from_text(ref, document_date(doc, zone), kind, text), copied=copied)
+
+    def _split_copied(self, text: str) -> tuple[str, list[tuple[date | None, str]]]:
+        """Cut text copied from older notes out of a note, with the date each copy came from."""
+        blocks: list[tuple[date | None, str]] = []
+        kept: list[str] = []
+        at = 0
+        while (start := self._copied_start.search(text, at)) is not None:
+            end = self._copied_end.search(text, start.end())
+            stop = end.start() if end else len(text)
+            kept.append(text[at : start.start()])
+            written = start.group("date")
+            blocks.append((_written_date(written) if written else None, text[start.end() : stop]))
+            at = end.end() if end else len(text)
+        kept.append(text[at:])
+        return ("\n".join(kept), blocks) if blocks else (text, [])
 
     def plain(self, text: str, content_type: str = "text/plain") -> str:
         """Visible text with its line structure (HTML stripped first, then capped)."""
@@ -239,7 +277,11 @@ class NarrativeReader:
         coding = get("valueCoding")
         if coded is not None or coding is not None:
             pairs = codings(coded) if coded is not None else [(coding.system, coding.code)]
-            words = concept_text(coded) if coded is not None else (coding.display or coding.code or "")
+            words = (
+                (concept_name(coded) or concept_text(coded))
+                if coded is not None
+                else (coding.display or coding.code or "")
+            )
             keys = {k for s, c in pairs if (k := self.terms.key(s, c))}
             if keys & self._yes_codes:
                 answers.append(Answer(question, "yes", text=words or "Yes"))
@@ -259,8 +301,11 @@ class NarrativeReader:
         elif answer is None:
             # A free-text answer ("decreased", "PVR 650 mL", "numb around the anus"): read it as a sentence
             # that starts with its question, so "Rectal tone: decreased" reads as one statement.
+            # Each answer is its own sentence, so a finding's sentence never runs into the next row's.
+            stripped = text.strip()
+            end = "" if stripped[-1:] in ".;!?" else "."
             prose.append(
-                f"{question}: {text.strip()}" if question and len(text) <= self.k.long_answer_chars else text
+                f"{question}: {stripped}{end}" if question and len(text) <= self.k.long_answer_chars else text
             )
 
     def _reply(self, question: str, text: str) -> Answer | None:

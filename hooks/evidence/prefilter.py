@@ -79,7 +79,11 @@ class Prefilter:
         self.care_codes = terms.union(CARE_SETS)
         self.report_codes = terms.union(REPORT_SETS)
         care = builder.care.k
-        self.condition_text = _union(care.contrast_mri_text, care.prior_surgery_text)
+        self.condition_text = _union(
+            care.contrast_mri_text,
+            care.prior_surgery_text,
+            *(t.pattern for t in builder.diagnoses.k.uncoded_radiculopathy),
+        )
         self.care_text = _union(care.pt_text, care.esi_text, care.referral_text, care.prior_surgery_text)
         self.report_text = _union(builder.edx.k.edx_text, builder.imaging.k.mri_text)
         red = builder.red_flags

@@ -115,7 +115,8 @@ class RedFlagReader:
                     out.append(Evidence(n.ref, n.when, clip(quote), n.kind, what=f.name))
             for q, text, question in self.quantities:
                 for sentence in self.reader.mentions(n, text):
-                    volumes = [int(m.group("ml")) for m in text.finditer(sentence)]
+                    # "1,100 mL": a thousands separator is part of the volume, never where it starts
+                    volumes = [int(m.group("ml").replace(",", "")) for m in text.finditer(sentence)]
                     if volumes and max(volumes) >= q.min_ml:
                         out.append(Evidence(n.ref, n.when, clip(sentence), n.kind, what=q.name))
                         break

@@ -7,7 +7,7 @@ optional :mod:`hooks.nlp.medspacy_context`) and read by the EMG analyser; none o
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -88,6 +88,9 @@ class AnnotatedText:
             if trig.scope_end > trig.scope_start:
                 self._by_category.setdefault(trig.category, []).append(trig)
         self._scope_starts = {c: [t.scope_start for t in ts] for c, ts in self._by_category.items()}
+        self._by_start = sorted(triggers, key=lambda t: t.start)
+        self._trigger_starts = [t.start for t in self._by_start]
+        self._longest = max((t.end - t.start for t in triggers), default=0)
         for category, trigs in self._by_category.items():
             merged: list[list[int]] = []
             for trig in trigs:
@@ -144,9 +147,18 @@ class AnnotatedText:
         i = bisect_right(starts, end - 1) - 1
         return i >= 0 and ends[i] > start
 
-    def assertion(self, start: int, end: int) -> Assertion:
-        """Union of the categories of every trigger whose scope overlaps [start, end)."""
+    def within(self, start: int, end: int) -> list[Trigger]:
+        """Triggers whose own words (not their scope) overlap [start, end)."""
+        lo = bisect_left(self._trigger_starts, start - self._longest)
+        hi = bisect_left(self._trigger_starts, end)
+        return [t for t in self._by_start[lo:hi] if t.end > start]
+
+    def assertion(self, start: int, end: int, ignore: Iterable[Trigger] = ()) -> Assertion:
+        """Union of the categories of every trigger whose scope overlaps [start, end), except `ignore`."""
         hits = {c: True for c in self._cover if self.covered(c, start, end)}
+        skip = frozenset(ignore)
+        if skip:  # exact and slower: only for the rare mention that holds a trigger in its own words
+            hits = {c: True for c in hits if any(t not in skip for t in self._covering(c, start, end))}
         if not hits:
             return Assertion()
         names: list[str] = []
@@ -155,12 +167,17 @@ class AnnotatedText:
             i = bisect_right(self._scope_starts[category], end - 1)
             found = 0
             for trig in reversed(trigs[max(0, i - 32) : i]):
-                if trig.scope_end > start and trig.scope_start < end:
+                if trig.scope_end > start and trig.scope_start < end and trig not in skip:
                     names.append(f"{category}:{trig.text}")
                     found += 1
                     if found == 3:
                         break
         return Assertion(**hits, triggers=tuple(names))
+
+    def _covering(self, category: str, start: int, end: int) -> list[Trigger]:
+        trigs = self._by_category.get(category, [])
+        i = bisect_right(self._scope_starts.get(category, []), end - 1)
+        return [t for t in trigs[:i] if t.scope_end > start]
 
     def sentence_text(self, span: Span) -> str:
         return self.text[span[0] : span[1]]

@@ -240,7 +240,12 @@ class ContextEngine:
             sent = ann.sentence_at(m.start()) or (m.start(), m.end())
             if sent not in sentences:
                 sentences[sent] = ann.sentence_text(sent)
-            out.append(Mention(m.group(0), m.start(), m.end(), sentences[sent], ann.assertion(*m.span())))
+            assertion = ann.assertion(*m.span())
+            if assertion.flags:
+                own = _own_words(rx, m, ann.within(*m.span()))
+                if own:
+                    assertion = ann.assertion(*m.span(), ignore=own)
+            out.append(Mention(m.group(0), m.start(), m.end(), sentences[sent], assertion))
         return out
 
     def affirmed_mentions(
@@ -264,6 +269,23 @@ class ContextEngine:
         if not found:
             return None
         return all(m.assertion.negated for m in found)
+
+
+def _own_words(rx: re.Pattern[str], m: re.Match[str], inside: list[Trigger]) -> list[Trigger]:
+    """Triggers that are the finding's own words: "absent" in "absent anal wink", "is absent" in "anal wink is
+    absent", "not" in "not able to void". A trigger is one when the pattern no longer matches without it.
+
+    Why: a trigger never modifies a mention it overlaps (medspaCy's ConTextModifier.modifies, "to avoid
+    self-modifying concepts"), or a finding defined by an absence could never be affirmed. A negation that
+    only fills a pattern's gap ("saddle region, no numbness") is not needed for the match, and still negates.
+    """
+    text, base = m.group(0), m.start()
+    own = []
+    for trig in inside:
+        a, b = max(trig.start - base, 0), min(trig.end - base, len(text))
+        if not rx.search(text[:a] + " " * (b - a) + text[b:]):
+            own.append(trig)
+    return own
 
 
 @functools.lru_cache(maxsize=512)
