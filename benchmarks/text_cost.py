@@ -41,7 +41,10 @@ SHAPES: dict[str, str] = {
     "L/R abbreviations": "L TA L5 radiculopathy ",
     "abbreviation dots": "Dr. L5 radiculopathy e.g. ",
     "bilateral": "bilateral L5 radiculopathy ",
+    "absence findings": "absent anal wink, not able to void; ",
 }
+#: A red-flag style pattern whose findings are defined by an absence (own-word triggers, hooks.nlp.context).
+ABSENCE = r"(?:absent|no|decreased) anal wink|anal wink (?:is )?absent|not able to void"
 #: HTML that the standard library's parser rescanned at every "<" (unclosed tags, comments).
 HTML_SHAPES: dict[str, str] = {
     "unclosed start tags": "<a ",
@@ -94,6 +97,7 @@ def shapes(n: int) -> None:
         for reader, fn in (
             ("EMG impression", lambda t: analyzer.analyze(t, is_impression=True)),
             ("affirmed mentions", lambda t: affirmed_mentions(t, r"radiculopath\w*", engine=analyzer.engine)),
+            ("absence findings", lambda t: affirmed_mentions(t, ABSENCE, engine=analyzer.engine)),
         ):
             t1, t4 = _best(lambda f=fn, t=small: f(t)), _best(lambda f=fn, t=large: f(t))
             print(f"| {name} | {reader} | {t1 * 1000:.1f} | {t4 * 1000:.1f} | {t4 / t1:.1f} |")
