@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.text_cost import HTML_SHAPES, SCENARIO, SHAPES, repeat
+from benchmarks.text_cost import ABSENCE, HTML_SHAPES, SCENARIO, SHAPES, repeat
 from hooks.app import create_app as production_app
 from hooks.nlp import EmgTextAnalyzer, TextBudget, affirmed_mentions, html_to_text, looks_like_html
 from hooks.nlp.context import load_knowledge
@@ -108,7 +108,7 @@ def _work(counted: tuple[EmgTextAnalyzer, list[int]], read: Any, text: str) -> i
 READERS = {
     "impression": lambda a, t: a.analyze(t, is_impression=True),
     "report": lambda a, t: a.analyze("IMPRESSION:\n" + t),
-    "affirmed": lambda a, t: affirmed_mentions(t, r"radiculopath\w*|\bL5\b", engine=a.engine),
+    "affirmed": lambda a, t: affirmed_mentions(t, rf"radiculopath\w*|\bL5\b|{ABSENCE}", engine=a.engine),
 }
 
 
