@@ -50,9 +50,17 @@ test: $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/ruff check cds hooks tests benchmarks demo fhir_fixtures
 	$(PY) -m pytest
 
-# The long fuzz run (the short one is part of `make test`): 20,000 examples per property, fresh randomness.
-fuzz: $(STAMP)
-	FUZZ_EXAMPLES=20000 $(PY) -m pytest tests/test_fuzz.py -q
+# The long fuzz run (the short one is part of `make test`): 20,000 examples per property, fresh randomness,
+# then schemathesis against the served openapi.yaml under gunicorn (SCHEMATHESIS_EXAMPLES per operation).
+FUZZ_STAMP := $(VENV)/.fuzz-stamp
+
+$(FUZZ_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,fuzz]'
+	touch $(FUZZ_STAMP)
+
+fuzz: $(FUZZ_STAMP)
+	FUZZ_EXAMPLES=20000 $(PY) -m pytest tests/test_fuzz.py tests/test_openapi_agreement.py -q
+	SCHEMATHESIS_EXAMPLES=$${SCHEMATHESIS_EXAMPLES:-300} $(PY) -m pytest tests/test_schemathesis.py -q -s
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check cds hooks tests benchmarks demo fhir_fixtures

@@ -7,18 +7,22 @@ scripts outright. When authentication is off, only loopback clients may read it.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, make_response, render_template, request
+from sqlalchemy.exc import SQLAlchemyError
 
+from cds.logs import log
 from cds.request import HookError
 from cds.store import report
 from cds.store.core import utcnow
 from cds.web import get_store, state
 
+logger = logging.getLogger("cds.analytics")
 blueprint = Blueprint("analytics", __name__, template_folder="templates")
 
 DEFAULT_DAYS = 90
@@ -160,11 +164,16 @@ def page():
     if store is None:
         raise HookError(503, "feedback storage is not configured", code="unavailable")
     since = _since()
-    with store.read() as conn:
-        stats = report.rule_stats(conn, since)
-        rows = report.daily(conn, since)
-        reasons = report.top_reasons(conn, since)
-        totals = report.volumes(conn, since)
+    try:
+        with store.bounded(store.timeouts.report_s, trip=False), store.read() as conn:
+            stats = report.rule_stats(conn, since)
+            rows = report.daily(conn, since)
+            reasons = report.top_reasons(conn, since)
+            totals = report.volumes(conn, since)
+    except SQLAlchemyError as exc:
+        log(logger, logging.ERROR, "analytics.store_failed", error_type=type(exc).__name__)
+        retry = store.timeouts.retry_after_s
+        raise HookError(503, "the audit database did not answer; retry later", "unavailable", retry) from exc
     html = render_template(
         "analytics.html",
         since=since.date().isoformat(),

@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from cds import analytics, feedback, metrics, routes
 from cds.authentication import build_authenticator
 from cds.authentication import install as install_auth
+from cds.card_ids import CardIds
 from cds.config import Settings
 from cds.fhir import FhirClient
 from cds.logs import IdHasher, configure, log
@@ -67,7 +68,8 @@ def create_app(config: Settings | None, services: Iterable[Service]) -> Flask:
         per_call_parallel=settings.fhir_per_call_parallel,
         guard=guard,
     )
-    engine = Engine(settings, fhir, IdHasher(settings.resolved_hash_key()), guard)
+    key = settings.resolved_hash_key()
+    engine = Engine(settings, fhir, IdHasher(key), guard, CardIds(key))
     authenticator = build_authenticator(settings)
 
     app = Flask("spine-cds")
@@ -102,7 +104,10 @@ def create_app(config: Settings | None, services: Iterable[Service]) -> Flask:
     def _hook_error(err: HookError):
         if not err.logged:
             _log_rejection(err.status, err.code, err.message)
-        return error_body(err.status, err.code, err.message)
+        response = error_body(err.status, err.code, err.message)
+        if err.retry_after is not None:
+            response.headers["Retry-After"] = str(err.retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException):
@@ -114,7 +119,11 @@ def create_app(config: Settings | None, services: Iterable[Service]) -> Flask:
         }
         message = messages.get(err.code or 0, err.description or code)
         _log_rejection(err.code or 500, code, message)
-        return error_body(err.code or 500, code, message)
+        response = error_body(err.code or 500, code, message)
+        allowed = getattr(err, "valid_methods", None)
+        if allowed:  # RFC 9110: a 405 names the methods the resource supports
+            response.headers["Allow"] = ", ".join(sorted(allowed))
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception):

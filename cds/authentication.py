@@ -15,6 +15,7 @@ from cds.client_trust import (
     JwksCache,
     MemoryReplayCache,
     RedisReplayCache,
+    TrustUnavailable,
     load_trusted_clients,
 )
 from cds.config import Settings, StartupError
@@ -22,6 +23,7 @@ from cds.logs import log
 
 logger = logging.getLogger("cds.auth")
 PROTECTED = ("/cds-services", "/analytics")
+RETRY_AFTER_S = 1  # a Redis replay cache that failed over or restarted answers again within seconds
 
 
 def build_authenticator(settings: Settings) -> Authenticator | None:
@@ -43,7 +45,11 @@ def build_authenticator(settings: Settings) -> Authenticator | None:
         raise StartupError(f"cannot load trusted clients: {exc}") from exc
     if not clients:
         raise StartupError(f"{settings.trusted_clients} lists no trusted clients")
-    replay = RedisReplayCache(settings.redis_url) if settings.redis_url else MemoryReplayCache()
+    replay = (
+        RedisReplayCache(settings.redis_url, settings.redis_key_prefix)
+        if settings.redis_url
+        else MemoryReplayCache()
+    )
     jwks = JwksCache(requests.Session(), settings.jwks_ttl_s, settings.jwks_refetch_interval_s)
     log(
         logger,
@@ -52,7 +58,9 @@ def build_authenticator(settings: Settings) -> Authenticator | None:
         clients=[c.iss for c in clients],
         replay_cache="redis" if settings.redis_url else "memory",
     )
-    return Authenticator(clients, jwks, replay, settings.jwt_algorithms, settings.jwt_leeway_s)
+    return Authenticator(
+        clients, jwks, replay, settings.jwt_algorithms, settings.jwt_leeway_s, settings.jwt_max_lifetime_s
+    )
 
 
 def audiences(settings: Settings) -> list[str]:
@@ -79,5 +87,13 @@ def install(app: Flask, settings: Settings, authenticator: Authenticator | None)
             response = jsonify({"error": "unauthorized", "message": "authentication required", "status": 401})
             response.status_code = 401
             response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+        except TrustUnavailable as err:  # Redis down: the credentials may be fine, so "try again"
+            log(logger, logging.ERROR, "auth.unavailable", reason=err.reason, path=request.path)
+            count_rejection(err.reason)
+            message = "cannot verify the token right now; retry later"
+            response = jsonify({"error": "unavailable", "message": message, "status": 503})
+            response.status_code = 503
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
             return response
         return None

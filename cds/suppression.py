@@ -36,7 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from cds.cards import Card
 from cds.logs import log
 from cds.registry import Registry, Service
-from cds.store import Store
+from cds.store import Store, db
 from cds.store.core import utcnow
 from cds.store.suppression import FeedbackFact, feedback_on_patient, lookup_connection
 
@@ -164,7 +164,9 @@ class Suppressor:
     # -- the bounded, fail-open lookup -------------------------------------------------------------
 
     def _query(self, patient_hash: str, rules: list[str], since: datetime) -> list[FeedbackFact]:
-        with lookup_connection(self.store.engine) as conn:
+        # Every wait bounded (cds.store.db.deadline): a lookup thread stuck on a database that never
+        # answers is freed, and its connection closed, after the statement timeout.
+        with db.deadline(self.store.timeouts.statement_s), lookup_connection(self.store.engine) as conn:
             return feedback_on_patient(conn, patient_hash, rules, since)
 
     def _lookup(self, patient_hash: str, rules: list[str], since: datetime) -> list[FeedbackFact] | None:

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from cds.config import Settings
+from cds.logs import log
 from cds.pipeline import Engine
 from cds.registry import Registry
 from cds.request import HookError
 from cds.store import Store
 
+logger = logging.getLogger("cds.web")
 _JSON_TYPES = {"application/json", "application/fhir+json"}
 _GC_PAUSE_BYTES = 256 * 1024
 
@@ -48,10 +53,37 @@ def error_body(status: int, code: str, message: str):
     return response
 
 
+def read_body() -> bytes:
+    """The request body: 413 above the body limit, with or without Content-Length; 400 when the transfer
+    itself is broken (a malformed chunk), which the WSGI server reports by raising from its input stream."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    try:
+        if request.content_length is None and request.environ.get("wsgi.input_terminated"):
+            # Chunked: werkzeug would stop silently at the limit, so the rest looked like broken JSON (400).
+            raw = request.environ["wsgi.input"].read(limit + 1)
+            if len(raw) > limit:
+                raise RequestEntityTooLarge()
+            return raw
+        return request.get_data(cache=False)
+    except HTTPException:
+        raise
+    except Exception as exc:  # gunicorn's InvalidChunkSize, ChunkMissingTerminator...: the client's fault
+        log(logger, logging.WARNING, "request.malformed_body", error_type=type(exc).__name__)
+        raise HookError(400, "request body is malformed (transfer coding)", code="malformed-body") from exc
+
+
+class _NonFinite(ValueError):
+    """NaN, Infinity, -Infinity: literals Python's json accepts and JSON (RFC 8259) does not."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _NonFinite(name)
+
+
 def json_body() -> Any:
     if request.mimetype not in _JSON_TYPES:
         raise HookError(415, "Content-Type must be application/json", code="unsupported-media-type")
-    raw = request.get_data(cache=False)
+    raw = read_body()
     # A multi-megabyte prefetch decodes into millions of objects. With the cyclic GC running, every
     # allocation burst of the rest of the call rescans them all, for nothing: JSON holds no cycles and the
     # call frees them by reference counting. So the GC pauses for a large call and resumes at teardown.
@@ -59,9 +91,49 @@ def json_body() -> Any:
         gc.disable()
         g.gc_paused = True
     try:
-        return json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant)  # NaN, Infinity: Python extensions, not JSON
+    except _NonFinite as exc:
+        raise HookError(400, f"{exc} is not JSON: numbers must be finite", code="malformed-json") from exc
     except (ValueError, RecursionError) as exc:
         raise HookError(400, "request body is not valid JSON", code="malformed-json") from exc
+    where = bad_string(raw, body)
+    if where is not None:
+        raise HookError(
+            400,
+            f"{where}: strings must not hold NUL (U+0000) or unpaired surrogates",
+            code="invalid-string",
+        )
+    return body
+
+
+# Only a body holding one of these can decode to a NUL or a lone surrogate: "\u0000", an escaped surrogate,
+# or a surrogate's UTF-8-style bytes (json.loads decodes with surrogatepass). Raw control bytes are not JSON.
+_SUSPECT = re.compile(rb"\\u0000|\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+_BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
+
+
+def bad_string(raw: bytes, body: Any) -> str | None:
+    """Where the first string (key or value) holding NUL or an unpaired surrogate is, as a JSON path.
+
+    Such strings are never valid FHIR or feedback, PostgreSQL refuses NUL in text (a 503 an EHR would retry
+    forever) and a surrogate cannot be encoded (a 500). Bodies without a suspect escape skip the walk.
+    """
+    if not _SUSPECT.search(raw):
+        return None
+    stack: list[tuple[Any, str]] = [(body, "$")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if _BAD_CHAR.search(value):
+                return path
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if _BAD_CHAR.search(key):
+                    return f"{path} (a key)"
+                stack.append((item, f"{path}.{key[:40]}"))
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}[{i}]") for i, item in enumerate(value))
+    return None
 
 
 def resume_gc(_exc: BaseException | None = None) -> None:

@@ -35,7 +35,10 @@ def _int(name: str, default: int) -> int:
 
 
 bind = [os.environ.get("GUNICORN_BIND", "0.0.0.0:8080")]
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+# "sync" is gunicorn's sync worker that also serves the connections queued on the listening socket when
+# SIGTERM arrives (cds.wsgi_server; plain gunicorn resets them). Any other value is passed to gunicorn.
+_worker = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+worker_class = "cds.wsgi_server.DrainingSyncWorker" if _worker == "sync" else _worker
 workers = _int("GUNICORN_WORKERS", 2)
 # Only for gthread (gunicorn turns sync into gthread when threads > 1).
 threads = _int("GUNICORN_THREADS", 1)
@@ -110,6 +113,20 @@ def flush_audit(app: Any, log: Any) -> bool:
             log.info("audit store flushed on worker exit")
             return True
     return False
+
+
+def post_worker_init(worker: Any) -> None:
+    """In each worker: the errors gunicorn writes itself (414, 431, 400, worker timeout) are JSON too."""
+    from cds.wsgi_server import install_json_errors
+
+    install_json_errors(worker.cfg)
+
+
+def worker_abort(worker: Any) -> None:
+    """In a worker the arbiter stops for running past `timeout`: its 500 says so (worker-timeout)."""
+    from cds.wsgi_server import mark_aborted
+
+    mark_aborted()
 
 
 def worker_exit(server: Any, worker: Any) -> None:

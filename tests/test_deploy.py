@@ -25,6 +25,8 @@ import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
 
+from cds.config import Settings
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
@@ -288,3 +290,20 @@ def test_master_starts_with_an_empty_metrics_dir(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
     conf["on_starting"](None)
     assert list(directory.iterdir()) == []
+
+
+def test_database_timeouts_fit_inside_the_probe_and_the_worker_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 12: /readyz must answer 503 before the readiness probe gives up, and a feedback post must
+    answer 503 long before gunicorn's worker timeout."""
+    data = one("ConfigMap")["data"]
+    settings = Settings(
+        **{k.lower().removeprefix("cds_"): v for k, v in data.items() if k.startswith("CDS_DB")}
+    )
+    probe = container()["readinessProbe"]["timeoutSeconds"]
+    assert settings.db_ready_timeout_s < probe
+    conf = load_gunicorn_conf(monkeypatch)
+    worst_feedback = settings.db_statement_timeout_s + 0.5 + settings.db_pool_timeout_s
+    assert worst_feedback < conf["timeout"] / 2
+    assert settings.db_connect_timeout_s < conf["timeout"] / 2

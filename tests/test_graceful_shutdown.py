@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -25,9 +26,11 @@ from cds.app import create_app
 from cds.cards import Card, Source
 from cds.registry import HookInput, Service
 from tests.builders import make_test_services, pv_request, settings
+from tests.httpraw import exchange, parse, request
 
 MARKERS = "SPINE_CDS_TEST_MARKERS"
 SLOW_S = 2.0
+JSON = {"Content-Type": "application/json"}
 
 
 def _slow(inp: HookInput) -> list[Card]:
@@ -115,5 +118,49 @@ def test_sigterm_lets_the_in_flight_call_finish_then_flushes_the_audit(
         assert flushed[0].name == f"flushed-{(markers / 'started').read_text()}"
         assert "finished" in json.loads(flushed[0].read_text())
         assert "audit store flushed on worker exit" in server.output()
+    finally:
+        server.stop(signal.SIGKILL)
+
+
+def test_sigterm_serves_the_connections_already_queued(tmp_path: Path) -> None:
+    """Calls the kernel accepted while the only worker was busy are served after SIGTERM, not reset.
+
+    Plain gunicorn closes the listening socket with its last worker, resetting them (issue 12, item 7);
+    `cds.wsgi_server.DrainingSyncWorker` (GUNICORN_WORKER_CLASS=sync) drains the queue first.
+    """
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    env = {MARKERS: str(markers), "CDS_DATA_DIR": str(tmp_path / "data")}
+    server = Gunicorn(
+        "tests.test_graceful_shutdown:slow_app()", workers=1, threads=None, env=env
+    ).wait_ready()
+    try:
+        busy = threading.Thread(
+            target=exchange,
+            args=(
+                server.port,
+                request("POST", "/cds-services/slow", json.dumps(pv_request()).encode(), JSON),
+            ),
+        )
+        busy.start()
+        _wait_for(markers / "started", server.process)
+        queued = []
+        for _ in range(5):  # the worker is busy: these wait in the listen queue
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=60)
+            sock.sendall(request("GET", "/cds-services"))
+            queued.append(sock)
+        server.process.send_signal(signal.SIGTERM)
+        answers = []
+        for sock in queued:
+            with sock:
+                data = b""
+                while chunk := sock.recv(65536):
+                    data += chunk
+            answers.append(parse(data))
+        busy.join(timeout=60)
+        assert [a.status for a in answers] == [200] * 5
+        assert all(len(a.json()["services"]) == len(make_test_services()) + 1 for a in answers)
+        assert server.process.wait(timeout=60) == 0
+        assert "served 5 queued connection(s) after SIGTERM" in server.output()
     finally:
         server.stop(signal.SIGKILL)

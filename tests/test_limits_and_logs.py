@@ -8,8 +8,20 @@ from datetime import UTC, datetime
 import responses
 
 from cds.app import create_app
+from cds.parse import parse_one
+from cds.registry import HookInput
 from hooks.app import create_app as production_app
-from tests.builders import FIXTURES, condition, make_test_services, post, pv_request, searchset, settings
+from tests.builders import (
+    FIXTURES,
+    condition,
+    make_test_services,
+    order_request,
+    post,
+    pv_request,
+    searchset,
+    service_request,
+    settings,
+)
 from tests.test_auth import BASE, call, token, trusted_file
 
 SCENARIO = FIXTURES / "scenarios" / "01-l5-no-mri.json"
@@ -87,3 +99,40 @@ def test_logs_of_full_hook_calls_hold_no_token_jwt_patient_id_or_report_text(tmp
     conclusion = body["prefetch"]["reports"]["entry"][0]["resource"]["conclusion"]
     for secret in (access_token, signed, signed.split(".")[1], patient, conclusion[:40], "denervation"):
         assert secret not in out, f"leaked into logs: {secret[:30]}"
+
+
+def test_draft_orders_count_against_the_resource_cap():
+    """Issue 12: 20,000 draft orders (23 MB) were counted against no limit and ran past the worker timeout."""
+    app = create_app(settings(max_prefetch_resources=50), services=make_test_services())
+    client = app.test_client()
+    orders = [service_request(f"o{i}", "M47.816") for i in range(51)]
+    r = post(
+        client, "test-order-sign", order_request("order-sign", orders, prefetch={"conditions": searchset()})
+    )
+    assert r.status_code == 413 and r.get_json()["error"] == "prefetch-too-large"
+    assert "draftOrders 51" in r.get_json()["message"] and "limit is 50" in r.get_json()["message"]
+    # Prefetch and draft orders add up: 30 + 21 > 50, while 30 + 20 fits.
+    conditions = searchset(*[condition(f"c{i}", "M54.16") for i in range(30)])
+    over = order_request("order-sign", orders[:21], prefetch={"conditions": conditions})
+    assert post(client, "test-order-sign", over).status_code == 413
+    fits = order_request("order-sign", orders[:20], prefetch={"conditions": conditions})
+    assert post(client, "test-order-sign", fits).status_code == 200
+
+
+def test_references_resolve_through_one_index_draft_orders_first():
+    """`HookInput.resolve` answers from an index built once per call (it scanned every resource per call)."""
+    order = parse_one(service_request("x1", "M47.816"), "p1")
+    other = parse_one(condition("x1", "M54.16"), "p1")
+    inp = HookInput(
+        hook="order-sign",
+        hook_instance="i",
+        patient_id="p1",
+        user_id="Practitioner/1",
+        now=datetime(2026, 1, 15, tzinfo=UTC),
+        context={},
+        resources={"Condition": [other, parse_one(condition("x1", "M99"), "p1")]},
+        draft_orders=[order],
+    )
+    assert inp.resolve("ServiceRequest/x1") is order
+    assert inp.resolve("Condition/x1") is other  # the first of two with one id, as before
+    assert inp.resolve("Condition/nope") is None and inp.resolve("garbage") is None

@@ -11,8 +11,10 @@ import hashlib
 import json
 import os
 import threading
+import time
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,7 +23,7 @@ import sqlalchemy as sa
 
 from cds.store import db
 from cds.store.schema import feedback, served_cards, suppressed_cards
-from cds.store.writer import AuditWriter, Row
+from cds.store.writer import AuditWriter, Row, transient
 
 if TYPE_CHECKING:
     from cds.config import Settings
@@ -90,17 +92,27 @@ class FeedbackResult:
 
 class Store:
     def __init__(
-        self, url: str, *, queue_max: int = 10_000, batch_max: int = 500, migrate: bool = True
+        self,
+        url: str,
+        *,
+        queue_max: int = 10_000,
+        batch_max: int = 500,
+        migrate: bool = True,
+        timeouts: db.Timeouts | None = None,
     ) -> None:
-        self.engine = db.make_engine(url)
+        self.timeouts = timeouts or db.Timeouts()
+        self.engine = db.make_engine(url, self.timeouts)
         if migrate:
             db.upgrade(self.engine)
             if self.engine.url.database not in (None, "", ":memory:"):
                 self.engine.dispose()  # no connection survives into a forked worker
-        self.writer = AuditWriter(self._write_cards, queue_max, batch_max)
+        self.writer = AuditWriter(self._write_cards, queue_max, batch_max, may_wait=self.available)
         # Card uuids accepted for audit but not yet committed: feedback for them is not "unknown".
         self._queued: set[str] = set()
         self._queued_lock = threading.Lock()
+        self._down_until = 0.0  # monotonic: the database failed; feedback answers 503 at once until then
+        self._ping: _Ping | None = None
+        self._ping_lock = threading.Lock()
         _live.add(self)
 
     @classmethod
@@ -110,7 +122,39 @@ class Store:
             queue_max=settings.audit_queue_max,
             batch_max=settings.audit_batch_max,
             migrate=migrate,
+            timeouts=db.Timeouts(
+                connect_s=settings.db_connect_timeout_s,
+                statement_s=settings.db_statement_timeout_s,
+                pool_s=settings.db_pool_timeout_s,
+                ready_s=settings.db_ready_timeout_s,
+                retry_after_s=settings.db_retry_after_s,
+                report_s=settings.db_report_timeout_s,
+            ),
         )
+
+    # -- availability -------------------------------------------------------------------------------
+
+    @contextmanager
+    def bounded(self, seconds: float | None = None, *, trip: bool = True) -> Iterator[None]:
+        """One database operation on the request path: every wait bounded by `seconds` (the statement
+        timeout by default). With `trip`, a failure that says the database is unavailable makes feedback
+        answer 503 at once for `retry_after_s`, and a success ends that."""
+        with db.deadline(self.timeouts.statement_s if seconds is None else seconds):
+            try:
+                yield
+            except Exception as exc:
+                if trip and transient(exc):
+                    self._down_until = time.monotonic() + self.timeouts.retry_after_s
+                raise
+        if trip:
+            self._down_until = 0.0
+
+    def unavailable_for(self) -> float:
+        """Seconds during which the database counts as down after a failure (0: try it)."""
+        return max(0.0, self._down_until - time.monotonic())
+
+    def available(self) -> bool:
+        return self.unavailable_for() == 0.0
 
     @property
     def dialect(self) -> str:
@@ -193,7 +237,7 @@ class Store:
         withheld = [r for r in rows if "cause" in r]  # record_suppressed rows share the queue
         rows = [r for r in rows if "cause" not in r]
         uuids = [r["card_uuid"] for r in rows]
-        with self.engine.begin() as conn:
+        with self.bounded(), self.engine.begin() as conn:
             db.advisory_lock(conn, db.AUDIT_LOCK)
             if withheld:
                 conn.execute(sa.insert(suppressed_cards), withheld)
@@ -221,9 +265,17 @@ class Store:
     # -- feedback -----------------------------------------------------------------------------------
 
     def save_feedback(
-        self, service: str, items: Sequence[Mapping[str, Any]], at: datetime | None = None
+        self,
+        service: str,
+        items: Sequence[Mapping[str, Any]],
+        at: datetime | None = None,
+        issued: Callable[[str], bool] | None = None,
     ) -> FeedbackResult:
-        """Store validated feedback items in one transaction, committed before this returns."""
+        """Store validated feedback items in one transaction, committed before this returns.
+
+        A card is known when `issued` vouches for its uuid (signed by this service: `cds.card_ids`), when
+        its audit row is queued in this process, or when the row is committed.
+        """
         received_at = to_naive_utc(at) if at else utcnow()
         self._flush_if_queued(items)
         rows: dict[str, Row] = {}
@@ -247,12 +299,13 @@ class Store:
                     "received_at": received_at,
                 },
             )
-        with self.engine.begin() as conn:
+        with self.bounded(), self.engine.begin() as conn:
             # Shared: many feedback posts at once, but never interleaved with an audit batch (see above).
             db.advisory_lock(conn, db.AUDIT_LOCK, shared=True)
             cards = {r["card_uuid"] for r in rows.values()}
+            known = {c for c in cards if issued(c)} if issued else set()
             with self._queued_lock:  # read before the table: a row leaves this set only once committed
-                known = cards & self._queued
+                known |= cards & self._queued
             offered_reasons = {
                 uuid: reasons or []
                 for uuid, reasons in conn.execute(
@@ -281,8 +334,8 @@ class Store:
         }
         with self._queued_lock:
             queued = bool(wanted & self._queued)
-        if queued:
-            self.flush(timeout)
+        if queued:  # not past the statement timeout: a hung database must not hold the post longer
+            self.flush(min(timeout, self.timeouts.statement_s))
 
     # -- retention ----------------------------------------------------------------------------------
 
@@ -298,10 +351,27 @@ class Store:
             conn.execute(sa.delete(suppressed_cards).where(suppressed_cards.c.created_at < cutoff))
         return {"served_cards": cards, "feedback": fb}
 
-    def ping(self) -> bool:
-        """Readiness: can we reach the database?"""
+    def ping(self, timeout: float | None = None) -> bool:
+        """Readiness: did the database answer within `timeout` (`ready_s`)? Always returns in time.
+
+        The check runs on a helper thread so that even a connect attempt (libpq: 2 s at least) cannot
+        hold the probe past its timeout. One check at a time: a probe that comes while one is still
+        running waits for that one.
+        """
+        timeout = self.timeouts.ready_s if timeout is None else timeout
+        with self._ping_lock:
+            if self._ping is None or self._ping.done.is_set():
+                self._ping = _Ping(self, timeout)
+            current = self._ping
+        if not current.done.wait(timeout):
+            return False
+        if current.ok:
+            self._down_until = 0.0
+        return current.ok
+
+    def _ping_now(self, timeout: float) -> bool:
         try:
-            with self.read() as conn:
+            with db.deadline(timeout), self.read() as conn:
                 conn.execute(sa.text("SELECT 1"))
             return True
         except sa.exc.SQLAlchemyError:
@@ -315,6 +385,21 @@ class Store:
                 ).scalar_one(),
                 "feedback": conn.execute(sa.select(sa.func.count()).select_from(feedback)).scalar_one(),
             }
+
+
+class _Ping:
+    """One readiness check running on its own daemon thread."""
+
+    def __init__(self, store: Store, timeout: float) -> None:
+        self.ok = False
+        self.done = threading.Event()
+        threading.Thread(target=self._run, args=(store, timeout), name="cds-db-ping", daemon=True).start()
+
+    def _run(self, store: Store, timeout: float) -> None:
+        try:
+            self.ok = store._ping_now(timeout)
+        finally:
+            self.done.set()
 
 
 def _served_display(row: Row, reasons: list[dict[str, str]]) -> str | None:
@@ -338,6 +423,7 @@ def _after_fork_in_child() -> None:
     for store in list(_live):
         store.writer.after_fork()
         store._queued, store._queued_lock = set(), threading.Lock()
+        store._ping, store._ping_lock, store._down_until = None, threading.Lock(), 0.0
         store.engine.dispose(close=False)
 
 

@@ -3,14 +3,31 @@
 SQLite runs in WAL mode with synchronous=FULL (a committed feedback item survives a crash of the process
 and of the machine) and a busy timeout. Write transactions start with BEGIN IMMEDIATE so that two writers
 queue on the busy timeout instead of failing on a read-to-write lock upgrade.
+
+PostgreSQL gets a timeout on every wait (issue 12). A server that accepts connections and never answers
+(hung, stopped, a network path that drops replies) used to hold a request forever. Now:
+- connecting gives up after `connect_timeout` (libpq semantics: whole seconds, at least 2);
+- waiting for a pooled connection gives up after `pool_timeout`;
+- inside `deadline(seconds)` (every store operation on the request path and the audit writer), each
+  transaction first sets `statement_timeout` and `lock_timeout` to the time left, so a slow query is
+  cancelled by the server and the connection stays usable; and every wait for the server's answer is bounded
+  on the client too (`BoundedConnection`), so a server that says nothing at all cannot hold the thread: the
+  connection is closed, the pool discards it, and the caller gets an OperationalError.
+Migrations and the `cds db`/`cds report` commands run without a deadline: they may legitimately be slow.
 """
 
 from __future__ import annotations
 
+import math
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
@@ -27,6 +44,98 @@ AUDIT_LOCK = 0x5C_D5_00_02
 
 _upgraded: set[str] = set()
 _upgrade_lock = threading.Lock()
+_local = threading.local()
+GRACE_S = 0.5  # the client waits this much past the server's statement_timeout for its error to arrive
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long the service waits for its database (CDS_DB_* settings; README "Production")."""
+
+    connect_s: int = 3  # libpq connect_timeout: whole seconds, 2 at least
+    statement_s: float = 3.0  # one feedback post or audit batch, all its statements together
+    pool_s: float = 1.0  # waiting for a free pooled connection
+    ready_s: float = 2.0  # /readyz's database check; the readiness probe's timeout is 3 s
+    retry_after_s: int = 5  # after a failure, feedback answers 503 at once for this long (Retry-After)
+    report_s: float = 15.0  # the /analytics page's queries
+
+
+class DatabaseTimeout(psycopg.OperationalError):
+    """The server did not answer within the deadline; the connection was closed (SQLAlchemy discards it)."""
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Bound every database wait of this thread inside the block to `seconds` in total (nested: the
+    earlier deadline wins). Outside any deadline, waits are unbounded (migrations, CLI commands)."""
+    previous = getattr(_local, "deadline", None)
+    mine = time.monotonic() + seconds
+    _local.deadline = mine if previous is None else min(previous, mine)
+    try:
+        yield
+    finally:
+        _local.deadline = previous
+
+
+def remaining() -> float | None:
+    """Seconds left before this thread's deadline (negative once passed), None without one."""
+    limit = getattr(_local, "deadline", None)
+    return None if limit is None else limit - time.monotonic()
+
+
+class BoundedConnection(psycopg.Connection):
+    """A psycopg connection whose every wait for the server ends at the thread's `deadline` (+ GRACE_S).
+
+    psycopg runs each statement, commit and ping as a generator driven by `Connection.wait`; bounding that
+    one method bounds them all, including SQLAlchemy's pre-ping. On expiry the connection is closed, since
+    the protocol was left mid-exchange.
+    """
+
+    def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        left = remaining()
+        if left is None:
+            return super().wait(gen, interval, timeout)
+        bound = max(0.0, left + GRACE_S)
+        try:
+            return super().wait(gen, interval, bound if timeout is None else min(timeout, bound))
+        except psycopg.OperationalError as exc:
+            if (remaining() or 0.0) + GRACE_S > 0.01:
+                raise  # a real error from the server, not our clock
+            self.close()
+            raise DatabaseTimeout("the database did not answer before the deadline") from exc
+
+
+_SET_TIMEOUTS = (
+    "SELECT set_config('statement_timeout', %(ms)s, true), set_config('lock_timeout', %(ms)s, true)"
+)
+
+
+def _postgres_engine(parsed: sa.URL, timeouts: Timeouts) -> Engine:
+    engine = sa.create_engine(
+        parsed,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
+        pool_timeout=timeouts.pool_s,
+    )
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]) -> Any:
+        left = remaining()
+        if left is not None and left <= 0:
+            raise DatabaseTimeout("no time left to connect to the database")
+        budget = timeouts.connect_s if left is None else min(timeouts.connect_s, math.ceil(left))
+        cparams["connect_timeout"] = max(2, int(budget))
+        return BoundedConnection.connect(*cargs, **cparams)
+
+    @sa.event.listens_for(engine, "begin")
+    def _server_timeouts(conn: Connection) -> None:
+        left = remaining()
+        if left is not None:  # the server cancels a slow statement itself; the connection stays usable
+            ms = max(1, int(left * 1000))
+            conn.exec_driver_sql(_SET_TIMEOUTS, {"ms": str(ms)})
+
+    return engine
 
 
 def normalize_url(url: str) -> sa.URL:
@@ -39,9 +148,11 @@ def normalize_url(url: str) -> sa.URL:
     return parsed
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, timeouts: Timeouts | None = None) -> Engine:
     """An engine with the pragmas and pool this store needs; `sqlite://` is one shared in-memory DB."""
     parsed = normalize_url(url)
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() == "psycopg":
+        return _postgres_engine(parsed, timeouts or Timeouts())
     if parsed.get_backend_name() != "sqlite":
         return sa.create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
     memory = parsed.database in (None, "", ":memory:")

@@ -2,7 +2,9 @@
 
 Rows go into a bounded in-process queue; one daemon thread drains it in batches (one INSERT per batch).
 Nothing is dropped silently:
-- a full queue makes the caller write its rows itself (slower, never lost);
+- a full queue makes the caller write its rows itself (slower, never lost), unless the database is known
+  to be down (`may_wait` says no): then a hook call does not wait on it, and the rows that do not fit are
+  logged as `audit.lost` with their card uuids (the log is the record of last resort);
 - while the database is unavailable a batch is retried with back-off until it lands;
 - a row the database refuses outright is retried alone and, failing that, logged as `audit.lost`
   with its card uuid, so it never blocks the rows behind it;
@@ -20,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from cds.logs import log
 
@@ -30,14 +33,20 @@ Row = dict[str, Any]
 
 def transient(exc: Exception) -> bool:
     """Errors that go away on their own (server restarting, SQLite lock held, connection dropped)."""
-    return isinstance(exc, OperationalError | InterfaceError | TimeoutError | ConnectionError)
+    return isinstance(exc, OperationalError | InterfaceError | PoolTimeout | TimeoutError | ConnectionError)
 
 
 class AuditWriter:
     def __init__(
-        self, write: Callable[[Sequence[Row]], None], queue_max: int, batch_max: int, linger_s: float = 0.05
+        self,
+        write: Callable[[Sequence[Row]], None],
+        queue_max: int,
+        batch_max: int,
+        linger_s: float = 0.05,
+        may_wait: Callable[[], bool] = lambda: True,
     ) -> None:
         self._write = write
+        self._may_wait = may_wait  # False while the database is known to be down: never write inline then
         self._batch_max = max(1, batch_max)
         # Wait this long for more rows before a write: one transaction per many hook calls instead of one
         # per call keeps the writer's CPU (and GIL) share small. flush() cuts the wait short.
@@ -54,6 +63,7 @@ class AuditWriter:
         self._closed = False
         self.written = 0
         self.sync_fallbacks = 0
+        self.lost = 0
 
     def after_fork(self) -> None:
         """A forked child inherits no thread; start over with empty, fresh primitives."""
@@ -84,7 +94,18 @@ class AuditWriter:
                 self.sync_fallbacks += 1
                 log(logger, logging.WARNING, "audit.queue_full", rows=len(rest), queue_max=self._queue_max)
                 try:
-                    self._write_now(rest)
+                    if self._may_wait():
+                        self._write_now(rest)
+                    else:  # the database is down and the queue full: the hook call must not wait
+                        self.lost += len(rest)
+                        log(
+                            logger,
+                            logging.ERROR,
+                            "audit.lost",
+                            rows=len(rest),
+                            reason="queue full while the database is unavailable",
+                            card_uuids=[r.get("card_uuid") for r in rest],
+                        )
                 finally:
                     self._done(len(rest))
                 return
@@ -197,6 +218,8 @@ class AuditWriter:
                 )
                 if (attempts is not None and tried >= attempts) or (attempts is None and not transient(exc)):
                     raise
+                if attempts is not None and not self._may_wait():
+                    raise  # written on a request's thread and the database is down: stop holding it
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
 

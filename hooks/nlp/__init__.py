@@ -14,6 +14,7 @@ their implementation, one concern per module:
 ``emg_axon_loss``         axon-loss markers, who owns them, and chronicity
 ``emg_laterality``        left / right / bilateral
 ``emg_analyzer``          ``EmgTextAnalyzer``: the pipeline tying the above together
+``budget``                ``TextBudget``: the characters one hook call may read, across all its texts
 ========================  ==============================================================================
 
 All wording (triggers, headers, root notation, markers) lives in ``hooks/knowledge/emg_text.yaml``. The
@@ -30,6 +31,7 @@ from hooks.nlp.assertion import (
     Span,
     Trigger,
 )
+from hooks.nlp.budget import TextBudget
 from hooks.nlp.context import (
     DEFAULT_KNOWLEDGE_PATH,
     ContextEngine,
@@ -52,6 +54,7 @@ __all__ = [
     "EmgTextFinding",
     "Mention",
     "Span",
+    "TextBudget",
     "Trigger",
     "affirmed_mentions",
     "default_engine",

@@ -235,14 +235,17 @@ class ContextEngine:
             return []
         ann = self.annotate(body)
         out: list[Mention] = []
+        sentences: dict[Span, str] = {}  # one copy per sentence, not per match: a long sentence repeats
         for m in matches:
             sent = ann.sentence_at(m.start()) or (m.start(), m.end())
+            if sent not in sentences:
+                sentences[sent] = ann.sentence_text(sent)
             assertion = ann.assertion(*m.span())
             if assertion.flags:
                 own = _own_words(rx, m, ann.within(*m.span()))
                 if own:
                     assertion = ann.assertion(*m.span(), ignore=own)
-            out.append(Mention(m.group(0), m.start(), m.end(), ann.sentence_text(sent), assertion))
+            out.append(Mention(m.group(0), m.start(), m.end(), sentences[sent], assertion))
         return out
 
     def affirmed_mentions(
@@ -251,9 +254,13 @@ class ContextEngine:
         """Sentences holding at least one match of ``pattern`` that no ``exclude`` category covers."""
         excl = frozenset(exclude)
         seen: dict[str, None] = {}
+        stripped: dict[int, str] = {}  # by identity: mentions of one sentence share its text
         for mention in self.mentions(text, pattern):
             if mention.assertion.affirmed(excl):
-                seen.setdefault(mention.sentence.strip(), None)
+                key = id(mention.sentence)
+                if key not in stripped:
+                    stripped[key] = mention.sentence.strip()
+                seen.setdefault(stripped[key], None)
         return list(seen)
 
     def is_negated_mention(self, text: str, pattern: str | re.Pattern[str]) -> bool | None:

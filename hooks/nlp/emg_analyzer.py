@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hooks.nlp.assertion import Span
+from hooks.nlp.budget import TextBudget
 from hooks.nlp.context import ContextEngine, load_knowledge
 from hooks.nlp.emg_axon_loss import AxonLossReader
 from hooks.nlp.emg_laterality import LateralityReader
@@ -60,6 +61,7 @@ class EmgTextAnalyzer:
         limits = knowledge.get("limits") or {}
         self.max_chars = int(limits.get("max_chars", 20000))
         self.max_html_chars = int(limits.get("max_html_chars", 5 * self.max_chars))
+        self.max_chars_per_call = int(limits.get("max_chars_per_call", 10 * self.max_chars))
         self._roots = RootParser(knowledge["roots"])
         self._mentions = MentionFinder(knowledge, self._roots)
         self._sections = SectionReader(knowledge["sections"], self._mentions.term)
@@ -71,6 +73,10 @@ class EmgTextAnalyzer:
         """Read the knowledge file and compile everything (call once at start-up; the result is reusable)."""
         knowledge = load_knowledge(knowledge_path)
         return cls(knowledge, ContextEngine(knowledge))
+
+    def budget(self) -> TextBudget:
+        """A fresh per-call text budget (``limits.max_chars_per_call``); see :mod:`hooks.nlp.budget`."""
+        return TextBudget(self.max_chars_per_call)
 
     def _prepare(self, text: str, content_type: str) -> tuple[str, bool]:
         return prepare_report(
@@ -112,6 +118,7 @@ class EmgTextAnalyzer:
         ann = self.engine.annotate(text)
         radics = self._mentions.radiculopathies(text, ann)
         dx = self._mentions.diagnoses(text, ann)
+        alternatives = self._mentions.alternatives(text, radics + dx)
         radics = [
             replace(
                 r,
@@ -119,7 +126,7 @@ class EmgTextAnalyzer:
                     r.assertion, uncertain=True, triggers=(*r.assertion.triggers, "uncertain:or")
                 ),
             )
-            if target in r.roots and self._mentions.alternative(text, r, radics + dx)
+            if target in r.roots and alternatives.offered(r)
             else r
             for r in radics
         ]
@@ -153,7 +160,8 @@ class EmgTextAnalyzer:
         if l5_current:
             concept = l5_current[0]
             multi = any(r.multi for r in l5_current)
-            sides = {self._laterality.of(text, ann, r, owners) for r in l5_current} - {None}
+            side_index = self._laterality.index(text, ann, owners)
+            sides = {side_index.of(r) for r in l5_current} - {None}
             laterality = "bilateral" if len(sides) > 1 else next(iter(sides), None)
             spans = [r.clause for r in l5_current] + [m.clause for m in usable]
             chronicity = self._axon.chronicity(ann, spans, usable, marker_mask) if axon_loss else None

@@ -9,6 +9,7 @@ of their clause. Wording lives in the ``radiculopathy`` and ``diagnoses`` blocks
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ class MentionFinder:
         self.term = icase(radic["term"])
         self._between_before = icase(radic["between_before"])
         self._alternative_gap = icase(radic["alternative_gap"])
+        self._alternative_max_chars = int(limits.get("alternative_gap_max_chars", 80))
         dx = knowledge["diagnoses"]
         self._mimics = [(m["name"], icase(m["pattern"])) for m in dx["mimics"]]
         self._other_dx = icase(dx["other"])
@@ -78,7 +80,8 @@ class MentionFinder:
         self, text: str, groups: list[RootGroup], starts: list[int], term: Span, clause: Span
     ) -> RootGroup | None:
         """A root group shortly after the word ("radiculopathy at the L5 level"), not a disc level."""
-        for g in groups[bisect_left(starts, term[1]) :]:
+        for i in range(bisect_left(starts, term[1]), len(groups)):  # no slice: a copy per word is quadratic
+            g = groups[i]
             if g.start - term[1] > self._after_chars or g.end > clause[1]:
                 return None
             if g.disc:
@@ -161,15 +164,51 @@ class MentionFinder:
 
     def alternative(self, text: str, mention: DxMention, others: list[DxMention]) -> bool:
         """Is ``mention`` offered as one of alternatives ("L5 radiculopathy or peroneal neuropathy")?"""
-        for o in others:
-            if o.clause != mention.clause or o is mention:
-                continue
-            if o.start >= mention.end:
-                gap = text[mention.end : o.start]
-            elif o.end <= mention.start:
-                gap = text[o.end : mention.start]
-            else:
-                continue
-            if self._alternative_gap.match(gap):
+        return self.alternatives(text, others).offered(mention)
+
+    def alternatives(self, text: str, mentions: list[DxMention]) -> Alternatives:
+        """An index of ``mentions`` that answers :meth:`alternative` for each of them in O(log n)."""
+        return Alternatives(text, mentions, self._alternative_gap, self._alternative_max_chars)
+
+
+class Alternatives:
+    """Mentions grouped by clause and sorted, so a mention is compared only with its near neighbours.
+
+    Comparing every mention with every other one cost mentions squared: an impression repeating
+    "L5 radiculopathy" a thousand times in one clause took a quarter of a second. A gap longer than
+    ``limits.alternative_gap_max_chars`` is never an alternative ("or" and a few words), so only the mentions
+    that close are looked at.
+    """
+
+    def __init__(self, text: str, mentions: list[DxMention], gap: re.Pattern[str], max_chars: int):
+        self._text = text
+        self._gap = gap
+        self._max = max_chars
+        self._by_clause: dict[Span, tuple[list[DxMention], list[int], list[DxMention], list[int]]] = {}
+        groups: dict[Span, list[DxMention]] = {}
+        for m in mentions:
+            groups.setdefault(m.clause, []).append(m)
+        for clause, group in groups.items():
+            by_start = sorted(group, key=lambda m: m.start)
+            by_end = sorted(group, key=lambda m: m.end)
+            self._by_clause[clause] = (by_start, [m.start for m in by_start], by_end, [m.end for m in by_end])
+
+    def offered(self, mention: DxMention) -> bool:
+        group = self._by_clause.get(mention.clause)
+        if group is None:
+            return False
+        by_start, starts, by_end, ends = group
+        text, limit = self._text, self._max
+        i = bisect_left(starts, mention.end)  # mentions after this one, nearest first
+        while i < len(by_start) and starts[i] - mention.end <= limit:
+            other = by_start[i]
+            if other is not mention and self._gap.match(text[mention.end : other.start]):
                 return True
+            i += 1
+        j = bisect_right(ends, mention.start) - 1  # mentions before it, nearest first
+        while j >= 0 and mention.start - ends[j] <= limit:
+            other = by_end[j]
+            if other is not mention and self._gap.match(text[other.end : mention.start]):
+                return True
+            j -= 1
         return False

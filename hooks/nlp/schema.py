@@ -9,8 +9,10 @@ from hooks.common.schema import KnowledgeFile, Regex, Strict
 class Limits(Strict):
     max_chars: int
     max_html_chars: int
+    max_chars_per_call: int = 200_000  # one hook call's text budget (hooks.nlp.budget.TextBudget)
     root_before_term_chars: int
     root_after_term_chars: int
+    alternative_gap_max_chars: int = 80
 
 
 class NamedPattern(Strict):
