@@ -195,10 +195,6 @@ def test_many_attachments_read_through_one_budget_stop_at_its_limit(counted) -> 
     assert counter[0] <= 1.1 * (fits * one + (200 - fits) * empty)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hooks/evidence does not pass its texts through TextBudget yet (the lead wires it: issue 12)",
-)
 def test_one_hook_call_reads_at_most_its_text_budget(monkeypatch) -> None:
     """30 EMG reports of 20,000 characters each (600,000) in one call: at most `max_chars_per_call` read."""
     read = [0]
@@ -225,3 +221,7 @@ def test_one_hook_call_reads_at_most_its_text_budget(monkeypatch) -> None:
     assert response.status_code == 200
     assert read[0] > 0
     assert read[0] <= EmgTextAnalyzer.load().budget().limit
+    # The clinician is told the chart was not read in full.
+    details = [c.get("detail", "") for c in response.get_json()["cards"]]
+    assert details and all("reading limit reached" in d for d in details if "cut short" in d)
+    assert any("reading limit reached" in d for d in details)

@@ -7,6 +7,7 @@ Every concept's wording and codes are in its own knowledge file, loaded and chec
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,8 @@ from hooks.evidence.motor_exam import MotorExamReader, MotorKnowledge
 from hooks.evidence.narrative import Narrative, NarrativeKnowledge, NarrativeReader
 from hooks.evidence.red_flags import RedFlagKnowledge, RedFlagReader
 from hooks.nlp import ContextEngine, EmgTextAnalyzer, load_knowledge
+
+log = logging.getLogger(__name__)
 
 #: Every knowledge file of the evidence layer, by path relative to the `hooks` package.
 FILES = {
@@ -74,7 +77,7 @@ class EvidenceBuilder:
     def chart(self, inp: Any) -> Chart:
         zone = inp.now.tzinfo
         resolver = getattr(inp, "resolve", None)
-        return Chart(dict(inp.resources), inp.now.date(), zone, resolver)
+        return Chart(dict(inp.resources), inp.now.date(), zone, resolver, self.analyzer.budget())
 
     def build(self, inp: Any) -> PatientEvidence:
         chart = self.chart(inp)
@@ -110,7 +113,17 @@ class EvidenceBuilder:
             self.episodes.episode(episode_items, today),
             ordered=self._ordered(chart, inp.draft_orders),
             incomplete=tuple(getattr(inp, "incomplete", ()) or ()),
+            unread=self._unread(chart),
         )
+
+    @staticmethod
+    def _unread(chart: Chart) -> bool:
+        """Did the reading limit stop this call reading every text? (logged: an operator may raise it)"""
+        budget = chart.budget
+        if budget is None or not budget.exhausted:
+            return False
+        log.warning("evidence.text_budget_exhausted", extra={"limit": budget.limit, "cut": budget.cut})
+        return True
 
     def narratives(self, chart: Chart, exclude: set[str]) -> list[Narrative]:
         """Notes, flowsheet and exam rows, questionnaires: the text every concept reads."""
@@ -118,7 +131,7 @@ class EvidenceBuilder:
         for doc in chart.documents():
             if chart.ref(doc) in exclude:
                 continue
-            n = self.reader.document(doc, chart.zone)
+            n = self.reader.document(doc, chart.zone, chart.take)
             if n is not None:
                 out += [n, *n.copied]
         for obs in chart.observations():

@@ -12,6 +12,7 @@ from datetime import date, tzinfo
 from typing import Any
 
 from hooks.common.fhir import attachment_missing, attachment_unreadable, reference, resource_date
+from hooks.nlp.budget import TextBudget
 
 _GONE = ("entered-in-error", "cancelled")
 
@@ -23,11 +24,18 @@ class Chart:
         today: date,
         zone: tzinfo | None = None,
         resolver: Callable[[str, Any], Any] | None = None,
+        budget: TextBudget | None = None,
     ) -> None:
         self.resources = resources
         self.today = today
         self.zone = zone
         self._resolver = resolver
+        self.budget = budget  # the text this call may still read (None: unbounded, in unit tests)
+
+    def take(self, text: str) -> str:
+        """The part of a text this call may still read: every reader passes its (markup-free) text here
+        before reading it, so one call's reading cost is bounded however many documents it carries."""
+        return self.budget.take(text) if self.budget is not None else text
 
     def of(self, resource_type: str) -> list[Any]:
         return list(self.resources.get(resource_type, []))

@@ -164,7 +164,7 @@ class EdxReportReader:
                 continue
             if not self.is_relevant(limb):
                 continue
-            finding = self._finding(rep.conclusion, rep.conclusionCode, texts)
+            finding = self._finding(rep.conclusion, rep.conclusionCode, texts, chart.take)
             if finding is None:
                 self._unreadable(chart.unreadable(rep.presentedForm), chart.ref(rep), when, label, unreadable)
             readings.append(Reading(chart.ref(rep), when, label, limb, finding, coded, 0))
@@ -189,7 +189,7 @@ class EdxReportReader:
                 continue
             if not self.is_relevant(limb):
                 continue
-            finding = self._finding(None, None, decoded)
+            finding = self._finding(None, None, decoded, chart.take)
             if finding is None:
                 why = chart.unreadable([c.attachment for c in doc.content or []])
                 self._unreadable(why, chart.ref(doc), when, label, unreadable)
@@ -203,7 +203,7 @@ class EdxReportReader:
             text = ". ".join(narrative_values(obs))
             if not text or self.unsigned.search(text):
                 continue
-            finding = self._analyze(text[: self.max_chars], is_impression=True)
+            finding = self._analyze(chart.take(text[: self.max_chars]), is_impression=True)
             limb = self.limb(concept_text(obs.code), text)
             if self.is_relevant(limb):
                 readings.append(Reading(ref, chart.date(obs), "EMG/NCS impression", limb, finding, False, 2))
@@ -262,19 +262,29 @@ class EdxReportReader:
         return texts
 
     def _finding(
-        self, conclusion: str | None, codes: Any, texts: list[tuple[str, str]]
+        self,
+        conclusion: str | None,
+        codes: Any,
+        texts: list[tuple[str, str]],
+        take: Callable[[str], str],
     ) -> EmgTextFinding | None:
-        """The conclusion first; an addendum that speaks about the diagnosis overrides everything."""
+        """The conclusion first; an addendum that speaks about the diagnosis overrides everything.
+        Every text is charged to the call's budget (`take`, after markup is stripped) before it is read."""
         stated = " ".join(p for p in [conclusion or "", concept_text(codes or [])] if p).strip()
-        for body in [stated, *(self.analyzer_text(text, ct) for text, ct in texts)]:
+        bodies = [self.analyzer_text(text, ct) for text, ct in texts]
+        for body in [stated, *bodies]:
             revised = self._addendum(body)
             if revised is not None:
-                return self._analyze(revised[: self.max_chars], is_impression=True)
+                return self._analyze(take(revised[: self.max_chars]), is_impression=True)
         readings: list[EmgTextFinding] = []
         if stated:
-            readings.append(self._analyze(stated[: self.max_chars], is_impression=True))
-        for text, content_type in texts:
-            readings.append(self._analyze(text, content_type))
+            readings.append(self._analyze(take(stated[: self.max_chars]), is_impression=True))
+        for (text, content_type), body in zip(texts, bodies, strict=True):
+            allowed = take(body)
+            # Within budget: read the report as it came (its cut-off flag intact); past it, what is left.
+            readings.append(
+                self._analyze(text, content_type) if allowed == body else self._analyze(allowed, "text/plain")
+            )
         return _decide(readings)
 
     def _addendum(self, body: str) -> str | None:

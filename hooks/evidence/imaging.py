@@ -83,6 +83,7 @@ class ImagingReader:
                 self.analyzer.prepare(*d) for a in rep.presentedForm or [] if (d := attachment_text(a, 20000))
             ]
             is_plexus = plexus or (not lumbar and bool(self.plexus_text.search(name)))
+            texts = [chart.take(t) for t in texts]  # read only now that it is an MRI report
             studies.append(self._study(chart.ref(rep), chart.date(rep), texts, is_plexus))
         for doc in chart.documents():
             if doc.docStatus is not None and doc.docStatus not in self.k.document_statuses:
@@ -106,6 +107,7 @@ class ImagingReader:
             ):
                 continue
             when = self._exam_date(head) or chart.date(doc)
+            decoded = [chart.take(t) for t in decoded]
             studies.append(self._study(chart.ref(doc), when, decoded, bool(self.plexus_text.search(title))))
         studies.sort(key=lambda m: m.evidence.when or date.min, reverse=True)
         pending = []

@@ -39,6 +39,19 @@ def day(when: date | None) -> str:
     return f"{when.day} {when:%b %Y}" if when else "undated"
 
 
+#: Resource types as a clinician names them (what a card says was not searched in full).
+_WORDS = {
+    "DiagnosticReport": "reports",
+    "DocumentReference": "notes",
+    "Procedure": "procedures",
+    "ServiceRequest": "orders",
+    "Encounter": "visits",
+    "QuestionnaireResponse": "questionnaires",
+    "Observation": "flowsheets",
+    "Condition": "diagnoses",
+}
+
+
 @dataclass(frozen=True)
 class Evidence:
     """One fact and where it was documented. Cards show `label` and `when`, never `ref`."""
@@ -124,6 +137,14 @@ class PatientEvidence:
     episode: Episode
     ordered: set[tuple[str, str]] = field(default_factory=set)  # (system key, code) of active/draft orders
     incomplete: tuple[str, ...] = ()  # resource types whose search was cut short: "none on file" is unsure
+    unread: bool = False  # the call's reading limit stopped it reading every note and report
+
+    def cut_short(self, *types: str) -> str:
+        """What a card should admit it may have missed, in a clinician's words ("" when nothing)."""
+        cut = [_WORDS.get(t, t) for t in (types or self.incomplete) if t in self.incomplete]
+        if self.unread:
+            cut.append("the text of every note and report (reading limit reached)")
+        return ", ".join(dict.fromkeys(cut))
 
     # -- the shared answers (one chart, one answer) ---------------------------------------------------
 

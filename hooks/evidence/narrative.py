@@ -17,7 +17,7 @@ to their questions. All wording is in `knowledge/narrative.yaml`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import lru_cache
@@ -156,14 +156,18 @@ class NarrativeReader:
 
     # -- building narratives -------------------------------------------------------------------------
 
-    def document(self, doc: Any, zone: Any = None) -> Narrative | None:
+    def document(
+        self, doc: Any, zone: Any = None, take: Callable[[str], str] | None = None
+    ) -> Narrative | None:
+        """A note as prose and answers. `take` charges the call's text budget (Chart.take)."""
+        take = take or (lambda text: text)
         texts = []
         for content in doc.content or []:
             decoded = attachment_text(content.attachment, self.k.max_chars)
             if decoded:
-                texts.append(self.plain(*decoded))
+                texts.append(take(self.plain(*decoded)))
         if doc.description:
-            texts.append(doc.description)
+            texts.append(take(doc.description))
         text = "\n\n".join(t for t in texts if t)
         if not text:
             return None

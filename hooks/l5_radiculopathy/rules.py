@@ -70,8 +70,8 @@ class L5Rules:
         return "none documented"
 
     def incomplete(self, evidence: PatientEvidence, *types: str) -> str:
-        cut = [t for t in types if t in evidence.incomplete]
-        return f" (the chart search for {', '.join(cut)} was cut short: check the chart)" if cut else ""
+        cut = evidence.cut_short(*types)
+        return f" (the chart search for {cut} was cut short: check the chart)" if cut else ""
 
     def _suggest(
         self,

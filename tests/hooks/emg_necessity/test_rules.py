@@ -338,7 +338,7 @@ def test_recent_study_without_a_new_deficit_is_called_a_likely_repeat():
 
 def test_incomplete_search_is_said_on_the_card():
     [card] = sign(needle(), evidence=evidence(incomplete=("DocumentReference", "Observation")))
-    assert "_The chart search for DocumentReference, Observation was cut short" in card.detail
+    assert "_The chart search for notes, flowsheets was cut short" in card.detail
 
 
 # -- extended mode -------------------------------------------------------------------------------------------

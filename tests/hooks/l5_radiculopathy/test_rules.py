@@ -177,7 +177,7 @@ def test_multi_level_emg_adds_the_low_confidence_note():
 
 def test_incomplete_report_search_is_said_on_the_mri_card():
     card = by_rule(patient_view(incomplete=("DiagnosticReport",)), "mri")
-    assert "the chart search for DiagnosticReport was cut short" in card.detail
+    assert "the chart search for reports was cut short" in card.detail
     assert "cut short" not in by_rule(patient_view(incomplete=("Encounter",)), "mri").detail
 
 
@@ -382,7 +382,7 @@ def test_mri_before_surgery_uses_the_same_mri_window_as_patient_view():
 
 def test_mri_before_surgery_says_none_and_a_cut_search():
     [card] = selected(order("308482002", system="snomed", id="ref"), incomplete=("DocumentReference",))
-    assert "**Lumbar MRI:** none on file (the chart search for DocumentReference was cut short" in card.detail
+    assert "**Lumbar MRI:** none on file (the chart search for notes was cut short" in card.detail
 
 
 def test_orders_of_other_kinds_get_no_card():
