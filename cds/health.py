@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy import text
+
 from cds.logs import log
 
 logger = logging.getLogger("cds.health")
@@ -23,8 +25,6 @@ def _check_store(store: Any) -> None:
         return
     engine = getattr(store, "engine", None)
     if engine is not None and hasattr(engine, "connect"):
-        from sqlalchemy import text
-
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         return

@@ -57,12 +57,21 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
-MODULES = {
-    _module(p): p
-    for pkg in ("cds", "hooks")
-    for p in (ROOT / pkg).rglob("*.py")
-    if "migrations" not in p.parts
-}
+def _unexplained_local_imports(path: Path) -> list[str]:
+    """Imports inside a function or class (not under TYPE_CHECKING) with no comment saying why."""
+    source = path.read_text(encoding="utf-8")
+    lines = source.splitlines()
+    tree = ast.parse(source)
+    out = []
+    for scope in ast.walk(tree):
+        if not isinstance(scope, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        for node in ast.walk(scope):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                here, above = lines[node.lineno - 1], lines[node.lineno - 2] if node.lineno > 1 else ""
+                if "#" not in here and not above.strip().startswith("#"):
+                    out.append(f"{path.relative_to(ROOT)}:{node.lineno}: {here.strip()}")
+    return out
 
 
 def test_the_engine_never_imports_the_clinical_package():
@@ -72,6 +81,12 @@ def test_the_engine_never_imports_the_clinical_package():
         if name.startswith("cds")
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_imports_sit_at_the_top_unless_a_comment_says_why():
+    """A module's header shows what it depends on; a local import is for a measured start-up cost or an
+    optional dependency, and says so."""
+    assert [line for path in MODULES.values() for line in _unexplained_local_imports(path)] == []
 
 
 def test_there_is_no_import_circle():

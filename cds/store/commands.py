@@ -10,19 +10,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cds.config import Settings
+from cds.store import db, report
+from cds.store.core import Store
 
 SettingsLoader = Callable[..., Settings]
 
 
 def _open(settings: Settings) -> Any:
-    from cds.store import Store
-
     return Store.from_settings(settings)
 
 
 def cmd_db_upgrade(args: argparse.Namespace, load: SettingsLoader) -> int:
-    from cds.store import db
-
     store = _open(load(args))
     try:
         revision = db.current_revision(store.engine)
@@ -96,8 +94,6 @@ def render_table(stats: list[Any], unknown: int) -> str:
 
 
 def cmd_report(args: argparse.Namespace, load: SettingsLoader) -> int:
-    from cds.store import report
-
     try:
         since = _parse_since(args.since)
     except (ValueError, OverflowError):

@@ -377,15 +377,6 @@ class Store:
         except sa.exc.SQLAlchemyError:
             return False
 
-    def counts(self) -> dict[str, int]:
-        with self.read() as conn:
-            return {
-                "served_cards": conn.execute(
-                    sa.select(sa.func.count()).select_from(served_cards)
-                ).scalar_one(),
-                "feedback": conn.execute(sa.select(sa.func.count()).select_from(feedback)).scalar_one(),
-            }
-
 
 class _Ping:
     """One readiness check running on its own daemon thread."""

@@ -25,16 +25,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
-
-if TYPE_CHECKING:  # alembic is imported only when migrating (it costs ~0.1 s at start-up)
-    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
@@ -205,8 +206,6 @@ def day(conn: Connection, column: sa.ColumnElement[Any]) -> sa.ColumnElement[str
 
 
 def alembic_config(url: str | None = None) -> Config:
-    from alembic.config import Config
-
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     if url:
@@ -215,14 +214,10 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def head_revision() -> str | None:
-    from alembic.script import ScriptDirectory
-
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
     with engine.connect().execution_options(readonly=True) as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
@@ -237,8 +232,6 @@ def upgrade(engine: Engine, force: bool = False) -> str | None:
     with _upgrade_lock:
         if key in _upgraded and not force and engine.url.database not in (None, "", ":memory:"):
             return head_revision()
-        from alembic import command
-
         cfg = alembic_config()
         with engine.begin() as conn:
             advisory_lock(conn, MIGRATION_LOCK)

@@ -61,7 +61,6 @@ class AuditWriter:
         self._pending = 0  # rows accepted and not yet committed
         self._thread: threading.Thread | None = None
         self._closed = False
-        self.written = 0
         self.sync_fallbacks = 0
         self.lost = 0
 
@@ -205,7 +204,6 @@ class AuditWriter:
         while True:
             try:
                 self._write(batch)
-                self.written += len(batch)
                 return
             except Exception as exc:  # the database may be restarting: keep the rows and retry
                 tried += 1
