@@ -261,8 +261,9 @@ class Engine:
                     f"prefetch for {', '.join(required)} is missing and no fhirServer was given",
                     code="prefetch-missing",
                 )
-            out.degraded.extend(sorted(queries))  # optional data the client did not send: answer without it
-            out.incomplete.update(template_type(service.prefetch[k]) for k in queries)
+            # Optional data the client chose not to send: answer without it (logged as degraded). It is the
+            # EHR's configuration, not a search that failed, so cards do not repeat it on every call.
+            out.degraded.extend(sorted(queries))
             out.unresolved.extend(reads.values())
             return out
         token = request.fhir_authorization.access_token if request.fhir_authorization else None

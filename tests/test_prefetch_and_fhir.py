@@ -192,7 +192,11 @@ def test_missing_prefetch_without_fhir_server_is_412(client, capsys):
     # Only optional data missing (observations): answered without it, and the log says so.
     r = post(client, "test-patient-view", pv_request({"patient": PATIENT, "conditions": searchset()}))
     assert r.status_code == 200
-    assert '"degraded":["observations"]' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert '"degraded":["observations"]' in out
+    # Not sent is the EHR's choice, not a search cut short: the rules are not told their data is partial.
+    call = [json.loads(x) for x in out.splitlines() if '"hook.call"' in x][-1]
+    assert call["incomplete"] == []
 
 
 @pytest.mark.parametrize(

@@ -77,3 +77,13 @@ def test_scenario(scenario_client, case):
                 assert card["recommended"] == [exp["recommended_preferred"]]
         else:
             assert card["recommended"] == sorted(exp.get("recommended", [])), exp["rule"]
+
+
+@pytest.mark.parametrize("case", EXPECTED, ids=[Path(c["file"]).stem for c in EXPECTED])
+def test_scenario_sends_every_prefetch_key_its_service_declares(scenario_client, case):
+    """The fixtures are what a conforming EHR sends: every declared key, so no card reports missing data."""
+    body = json.loads((SCENARIOS / case["file"]).read_text())
+    declared = scenario_client.application.extensions["cds"].registry.get(case["service"]).prefetch
+    assert set(declared) <= set(body["prefetch"])
+    details = [c.get("detail", "") for c in post(scenario_client, case["service"], body).get_json()["cards"]]
+    assert not [d for d in details if "cut short" in d]

@@ -18,8 +18,21 @@ from scenariogen.resources import NOW, USER
 FHIR_BASE = "https://ehr.example.org/fhir"
 UUID_NS = uuid.NAMESPACE_URL
 
-PREFETCH_KEYS = ("conditions", "reports", "observations", "documents", "procedures", "orders", "encounters")
+# Every key the services declare, as a conforming EHR sends them. `reports_by_category` (EMG/NCS reports found
+# by their category, for sites that code them locally) holds nothing here: every report is in `reports`.
+PREFETCH_KEYS = (
+    "conditions",
+    "reports",
+    "reports_by_category",
+    "observations",
+    "documents",
+    "procedures",
+    "orders",
+    "encounters",
+    "questionnaires",
+)
 PREFETCH_KEY_OF = {
+    "QuestionnaireResponse": "questionnaires",
     "Condition": "conditions",
     "DiagnosticReport": "reports",
     "Observation": "observations",
