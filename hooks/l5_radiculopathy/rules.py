@@ -8,12 +8,16 @@ Thresholds, codes and wording come from the knowledge files.
 
 from __future__ import annotations
 
+import re
+
 from cds.cards import Card, Suggestion
 from cds.registry import HookInput
-from hooks.common.cardkit import CardKit, Quotes, bullets
+from hooks.common.cardkit import CardKit, OrderSpec, Quotes, bullets
 from hooks.common.fhir import codings
 from hooks.evidence.builder import EvidenceBuilder
 from hooks.evidence.model import Evidence, PatientEvidence, day
+
+_ICD10 = re.compile(r"^[A-TV-Z]\d[0-9A-Z](?:\.[0-9A-Z]{1,4})?$")  # an ICD-10-CM code as written
 
 
 def weeks(days: int | None) -> str:
@@ -82,18 +86,31 @@ class L5Rules:
         *,
         priority: str = "routine",
         recommended: bool | None = None,
+        emergency: bool = False,
     ) -> Suggestion | None:
         """A one-click draft order, unless the same order is already active or being placed."""
         if self.kit.ordered(key, evidence.ordered):
             return None
         spec = self.kit.order(key)
-        refs = [evidence.emg.evidence.ref] if evidence.emg else []
+        refs = [e.ref for e in evidence.red_flags[:2]] if emergency else []
+        refs += [evidence.emg.evidence.ref] if evidence.emg else []
         resource = self.kit.draft_order(
-            spec, call.patient_id, reason=self.kit.text.reason_code, evidence=refs, priority=priority
+            spec, call.patient_id, reason=self._reason(evidence, emergency), evidence=refs, priority=priority
         )
         return self.kit.create(
             f"{label} {spec.display} ({spec.code})".strip(), resource, recommended=recommended
         )
+
+    def _reason(self, evidence: PatientEvidence, emergency: bool) -> OrderSpec | None:
+        """The diagnosis a suggested order carries: what the chart documents, never a code it does not.
+        An emergency order carries the coded red flag; otherwise the chart's own radiculopathy diagnosis;
+        for an EMG-proven L5 radiculopathy with no coded diagnosis, the service's default (cards.yaml
+        `reason_code`, the EMG being the documentation); with none of these, no code at all."""
+        coded = [*(evidence.red_flags if emergency else []), *evidence.diagnoses.radiculopathy]
+        for e in coded:
+            if _ICD10.match(e.code):
+                return OrderSpec(system="icd10cm", code=e.code, display=e.display or e.text)
+        return self.kit.text.reason_code if evidence.emg else None
 
     # -- patient-view: A0-A5 ----------------------------------------------------------------------------
 
@@ -143,14 +160,34 @@ class L5Rules:
     def red_flags(self, evidence: PatientEvidence, call: HookInput) -> list[Card]:
         if not evidence.red_flags:
             return []
+        # What was already done since the newest red flag is shown, not offered again: a critical card
+        # that keeps offering an emergency MRI the patient has had would be overridden, and rightly.
+        since = max((e.when for e in evidence.red_flags if e.when), default=None)
+        mri_done = [
+            m
+            for m in evidence.imaging.mri
+            if not m.plexus and since and m.evidence.when and m.evidence.when >= since
+        ]
+        referred = [e for e in evidence.care.spine_referral if since and e.when and e.when >= since]
         suggestions = [
             s
             for s in (
-                self._suggest(evidence, call, "mri_lumbar", "Emergency:", priority="stat"),
-                self._suggest(evidence, call, "spine_referral", "Emergency:", priority="stat"),
+                None
+                if mri_done
+                else self._suggest(
+                    evidence, call, "mri_lumbar", "Emergency:", priority="stat", emergency=True
+                ),
+                None
+                if referred
+                else self._suggest(
+                    evidence, call, "spine_referral", "Emergency:", priority="stat", emergency=True
+                ),
             )
             if s
         ]
+        text = self.kit.spec("red-flags").text
+        done = [text["mri_done"].format(value=mri_done[0].evidence.cite())] if mri_done else []
+        done += [text["referred"].format(value=referred[0].source())] if referred else []
         grouped: dict[tuple[str, str], list[Evidence]] = {}
         for e in evidence.red_flags:
             grouped.setdefault((e.ref, e.text), []).append(e)
@@ -159,7 +196,7 @@ class L5Rules:
             what = " and ".join(dict.fromkeys(e.what for e in items))
             lines.append(f"{what[:1].upper()}{what[1:]}: {items[0].cite()}")
         detail = self.kit.spec("red-flags").detail.format(
-            red_flag_days=self.w.red_flag, evidence=bullets(lines)
+            red_flag_days=self.w.red_flag, evidence=bullets(lines), done="".join(f"\n\n{d}" for d in done)
         )
         return [
             self.kit.card(

@@ -387,3 +387,46 @@ def test_mri_before_surgery_says_none_and_a_cut_search():
 
 def test_orders_of_other_kinds_get_no_card():
     assert selected(order("97110", id="pt"), onset_ago=10) == []
+
+
+# -- the diagnosis a suggested order carries ---------------------------------------------------------------
+
+
+def reason_codes(card) -> list[str]:
+    return [
+        s.actions[0].resource.get("reasonCode", [{"coding": [{"code": None}]}])[0]["coding"][0]["code"]
+        for s in card.suggestions
+    ]
+
+
+def test_suggested_orders_carry_the_charts_own_radiculopathy_diagnosis():
+    disc = ev("Condition/d1", 60, "Lumbar disc herniation with radiculopathy", "Problem list", "M51.16")
+    found = patient_view(onset_ago=60, radiculopathy=[disc])
+    assert set(reason_codes(by_rule(found, "mri"))) == {"M51.16"}
+
+
+def test_without_a_coded_diagnosis_the_emg_proven_default_is_used():
+    found = patient_view(onset_ago=20)
+    assert set(reason_codes(by_rule(found, "mri"))) == {"M54.17"}
+
+
+def test_emergency_orders_carry_the_coded_red_flag():
+    retention = ev(
+        "Condition/r1", 2, "Retention of urine", "Encounter diagnosis", "R33.9", "urinary retention"
+    )
+    [card] = patient_view(red_flags=[retention], onset_ago=20)
+    assert set(reason_codes(card)) == {"R33.9"}
+    # without an EMG or any coded diagnosis, no code is invented
+    [card] = patient_view(red_flags=[RED_FLAG], emg=None, onset_ago=None)
+    assert set(reason_codes(card)) == {None}
+
+
+def test_a_red_flag_card_does_not_offer_again_what_was_done_since():
+    mri = mri_study(1, levels=())  # a lumbar MRI the day after the red flag (2 days ago)
+    [card] = patient_view(red_flags=[RED_FLAG], mri=[mri], onset_ago=20)
+    assert card.indicator == "critical"
+    assert suggested_codes(card) == ["308482002"]  # the referral only; the MRI is done
+    assert "**Lumbar MRI since the red flag:** Lumbar spine MRI" in card.detail
+    older = mri_study(10, levels=())  # before the red flag: still offered
+    [card] = patient_view(red_flags=[RED_FLAG], mri=[older], onset_ago=20)
+    assert suggested_codes(card) == ["72148", "308482002"]
