@@ -242,6 +242,8 @@ class L5Rules:
             mri_name=order.display,
             mri_reason=reason,
             confidence_note=spec.text["low_confidence"] if low else "",
+            # Beside the conservative-care card, an early MRI card says when it is worth doing now.
+            timing="" if urgent else spec.text["early"],
         )
         return self.kit.card("mri", "warning" if urgent else "info", detail, suggestions)
 
