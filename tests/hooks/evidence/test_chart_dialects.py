@@ -211,3 +211,13 @@ def test_a_bulge_in_the_findings_is_not_a_compressive_lesion():
     )
     [mri] = build(report(code=mri_code(), text=text, when=days_ago(20))).imaging.mri
     assert not mri.compressive
+
+
+def test_ros_neg_for_is_a_negation():
+    assert build(note("ROS: neg for weakness, numbness.")).motor.new_deficits == []
+
+
+def test_an_addendum_at_the_end_of_a_long_note_is_read():
+    filler = "Home log: walked 20 minutes, pain 4/10, slept well. " * 500  # ~26,000 characters
+    text = filler + "\nADDENDUM: unable to void since arrival; bladder scan 890 mL, straight cath 850 mL."
+    assert [f.what for f in build(note(text)).red_flags][:1] == ["urinary retention"]
