@@ -231,9 +231,9 @@ class EmgNecessityRules:
             )
         first = self._coding(conditions[0])
         spec = self.kit.spec("emg-dx-link")
-        summary = spec.summary.format(code=first["code"], display=first["display"])
-        if len(summary) > 139:
-            summary = f"{first['code']} radiculopathy is on the chart but not on this EMG/NCS order: link it"
+        # An ICD-10-CM code reads at a glance; a SNOMED CT id does not (the detail gives every display).
+        icd = first["system"] == self.terms.uri["icd10cm"]
+        summary = spec.summary.format(code=f" ({first['code']})" if icd else "")
         detail = spec.detail.format(
             orders_label="Orders" if len(orders) > 1 else "Order",
             orders=self._names(o.order for o in orders),

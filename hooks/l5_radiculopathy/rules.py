@@ -319,7 +319,7 @@ class L5Rules:
             why="; ".join(why),
             emg=self.emg_line(evidence, quotes),
             mri=mri_text,
-            mri_first="" if mri else spec.text["mri_first"],
+            mri_first="" if mri else spec.text["mri_first_urgent" if severe else "mri_first"],
         )
         return self.kit.card(
             "surgical-referral", "warning" if urgent else "info", detail, [suggestion] if suggestion else []

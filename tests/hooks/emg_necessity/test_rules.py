@@ -264,7 +264,7 @@ def test_confirmed_radiculopathy_on_the_chart_gives_the_link_card():
         needle(id="o1"), evidence=evidence(radiculopathy=[RADICULOPATHY], symptom_conditions=[RADICULOPATHY])
     )
     assert (card.rule, card.indicator) == ("emg-dx-link", "info")
-    assert card.summary.startswith("M54.17 (Radiculopathy, lumbosacral region) is on the chart")
+    assert card.summary.startswith("Radiculopathy is on the chart (M54.17)")
     [add] = card.suggestions
     assert add.label == "Add M54.17 Radiculopathy, lumbosacral region to the order"
     resource = add.actions[0].resource
