@@ -37,8 +37,9 @@ def summarize(card: dict[str, Any]) -> dict[str, Any]:
         "indicator": card["indicator"],
         "suggested_codes": sorted(c for s in suggestions for c in suggestion_codes(s)),
         "recommended": sorted(c for s in suggestions if s.get("isRecommended") for c in suggestion_codes(s)),
+        # the draft orders some suggestion removes (a referral "instead" removes them too)
         "deletes": sorted(
-            a["resourceId"] for s in suggestions for a in s["actions"] if a["type"] == "delete"
+            {a["resourceId"] for s in suggestions for a in s["actions"] if a["type"] == "delete"}
         ),
         "order": card_order(card),
     }

@@ -31,8 +31,9 @@ def mismatch(*order_ids: str, codes: Iterable[str] = ()) -> dict[str, Any]:
     """One card per decision (issue 13): every mismatched order of the call in one card.
 
     Issue 11: a diagnosis change is offered only for codes the chart supports (`codes`, the first one
-    recommended); without radicular findings the spine referral is the recommended action. The card also
-    offers the pain-management referral when there is room (at most 4 suggestions) and removes the orders.
+    recommended); without radicular findings nothing is marked recommended (the next step is the
+    clinician's). The referrals replace the orders (each also deletes them), the pain-management one when
+    there is room (at most 4 suggestions), and a last suggestion removes the orders.
     """
     codes = list(codes)
     referrals = ["308482002", "306109009"] if len(codes) < 2 else ["308482002"]
@@ -40,7 +41,7 @@ def mismatch(*order_ids: str, codes: Iterable[str] = ()) -> dict[str, Any]:
         "emg-dx-mismatch",
         "warning",
         [*codes, *referrals],
-        codes[:1] or ["308482002"],
+        codes[:1],
         order=f"ServiceRequest/{order_ids[0]}",
         deletes=[f"ServiceRequest/{o}" for o in order_ids],
     )

@@ -317,7 +317,7 @@ class EmgNecessityRules:
             orders_label="Orders" if len(orders) > 1 else "Order",
             orders=f"{self._names(o.order for o in orders)} ({_limb_words({o.limb for o in orders})})",
             dx=self._dx(dx),
-            symptoms=f"**yes**, {quotes.cite(symptoms[0])}" if symptoms else "**not documented**",
+            symptoms=f"**yes**, {quotes.cite(symptoms[0])}" if symptoms else "**none documented**",
             needle=needle,
             imaging=(
                 f"{quotes.cite(mri[0].evidence)} (judge whether it explains the symptoms)"
@@ -366,6 +366,16 @@ class EmgNecessityRules:
         ]
         return out or [codes["radiculopathy"]], findings
 
+    def _deletes(self, orders: list[EdxOrder]) -> list[Action]:
+        return [
+            Action(
+                type="delete",
+                description=f"Delete draft {self._names([o.order])}",
+                resourceId=f"ServiceRequest/{o.order.id}",
+            )
+            for o in orders
+        ]
+
     def _fixes(
         self, orders: list[EdxOrder], evidence: PatientEvidence, call: HookInput, codes: list[OrderSpec]
     ) -> list[Suggestion]:
@@ -395,20 +405,20 @@ class EmgNecessityRules:
                 reason=reason,
                 evidence=[m.evidence.ref for m in evidence.imaging.mri[:1]],
             )
+            # "Instead" means instead: the referral replaces the EMG/NCS drafts in one choice. No referral is
+            # marked recommended: without documented radicular findings the next step is the clinician's.
+            label = f"Instead of the EMG/NCS: {spec.display} ({spec.code})"
             referrals.append(
-                self.kit.create(
-                    f"Instead: {spec.display} ({spec.code})",
-                    resource,
-                    recommended=None if codes else (True if not referrals else None),
+                Suggestion(
+                    label=label,
+                    actions=[
+                        Action(type="create", description=label, resource=resource),
+                        *self._deletes(orders),
+                    ],
                 )
             )
-        refs = [f"ServiceRequest/{o.order.id}" for o in orders]
         remove = Suggestion(
-            label="Remove the EMG/NCS order" + ("s" if len(orders) > 1 else ""),
-            actions=[
-                Action(type="delete", description=f"Delete draft {self._names([o.order])}", resourceId=r)
-                for o, r in zip(orders, refs, strict=True)
-            ],
+            label="Remove the EMG/NCS order" + ("s" if len(orders) > 1 else ""), actions=self._deletes(orders)
         )
         room = self.policy.max_suggestions - len(out) - 1
         return [*out, *referrals[: max(room, 0)], remove]

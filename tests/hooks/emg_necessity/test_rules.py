@@ -187,12 +187,15 @@ def test_unresolved_reason_reference_is_noted():
 # -- diagnosis codes only when the chart supports them -------------------------------------------------------
 
 
-def test_no_radicular_findings_no_one_click_code_change_and_the_referral_is_recommended():
-    [card] = sign(needle())
+def test_no_radicular_findings_no_code_change_and_a_referral_replaces_the_orders():
+    [card] = sign(needle(id="o1"), ncs(id="o2"))
     assert code_changes(card) == []
     assert "**No radicular findings are documented**" in card.detail
-    assert card.suggestions[0].label.startswith("Instead: Referral to neurosurgeon")
-    assert card.suggestions[0].isRecommended is True
+    referral = card.suggestions[0]
+    assert referral.label.startswith("Instead of the EMG/NCS: Referral to neurosurgeon")
+    assert referral.isRecommended is None  # the next step is the clinician's call
+    assert [a.type for a in referral.actions] == ["create", "delete", "delete"]
+    assert [a.resourceId for a in referral.actions[1:]] == ["ServiceRequest/o1", "ServiceRequest/o2"]
 
 
 @pytest.mark.parametrize(
