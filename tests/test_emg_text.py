@@ -268,8 +268,8 @@ def test_evidence_is_trimmed(analyzer: EmgTextAnalyzer) -> None:
 # ---------------------------------------------------------------------------------------- loading / knowledge
 def test_knowledge_file_is_versioned() -> None:
     data = yaml.safe_load(nlp.DEFAULT_KNOWLEDGE_PATH.read_text(encoding="utf-8"))
-    assert data["version"] == "2026.11.2" and data["source"]
-    assert EmgTextAnalyzer.load().knowledge_version == "2026.11.2"
+    assert data["version"] == "2026.11.3" and data["source"]
+    assert EmgTextAnalyzer.load().knowledge_version == "2026.11.3"
 
 
 def test_nothing_is_built_at_import() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +110,12 @@ class EvidenceBuilder:
             care,
             motor,
             red_flags,
-            self.episodes.episode(episode_items, today),
+            self.episodes.episode(
+                episode_items,
+                today,
+                continued=self.episodes.continued(narratives, today - timedelta(days=w.new_deficit))
+                is not None,
+            ),
             ordered=self._ordered(chart, inp.draft_orders),
             incomplete=tuple(getattr(inp, "incomplete", ()) or ()),
             unread=self._unread(chart),

@@ -39,6 +39,7 @@ class CareKnowledge(KnowledgeFile):
     pt_course_text: Regex
     pt_text: Regex
     esi_text: Regex
+    esi_done_context: Regex
     referral_text: Regex
     prior_surgery_text: Regex
     surgery_history_context: Regex
@@ -63,6 +64,7 @@ class CareHistoryReader:
         self.reader = reader
         self.pt_text = re.compile(knowledge.pt_text, re.I)
         self.esi_text = re.compile(knowledge.esi_text, re.I)
+        self.esi_done = re.compile(knowledge.esi_done_context, re.I)
         self.referral_text = re.compile(knowledge.referral_text, re.I)
         self.surgery_text = re.compile(knowledge.prior_surgery_text, re.I)
         self.surgery_context = re.compile(knowledge.surgery_history_context, re.I)
@@ -131,6 +133,12 @@ class CareHistoryReader:
                         Evidence(n.ref, n.when, clip(sentence), n.kind, what="prior lumbar surgery")
                     )
                     break
+            # "s/p TFESI" is history by ConText's reading, and exactly the history wanted here.
+            for sentence in self.reader.affirmed(n.prose, self.k.esi_text, FINDING_EXCLUDE - {"historical"}):
+                if self.esi_done.search(sentence):
+                    when = _written_date(sentence) or n.when
+                    out.esi.append(Evidence(n.ref, when, clip(sentence), n.kind, what="epidural injection"))
+                    break
             hits = self.reader.mentions(n, self.k.pt_course_text)
             if hits:
                 out.pt_course.append(Evidence(n.ref, n.when, clip(hits[0]), n.kind, what="course of PT"))
@@ -178,3 +186,24 @@ class CareHistoryReader:
         first = min(sessions, key=lambda s: s.when or date.max)
         text = f"{len(days)} PT sessions from {days[0].isoformat()} to {days[-1].isoformat()}"
         return Evidence(first.ref, days[-1], text, "PT sessions", what="course of PT")
+
+
+_DATE = re.compile(
+    r"\b(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})\b|\b((?:19|20)\d\d)-(\d{2})-(\d{2})\b|\b((?:19|20)\d\d)\b"
+)
+
+
+def _written_date(sentence: str) -> date | None:
+    """The first date a sentence writes: 12/12/2025, 2025-12-12, or a year alone (mid-year)."""
+    m = _DATE.search(sentence)
+    if not m:
+        return None
+    try:
+        if m.group(1):
+            year = int(m.group(3))
+            return date(year + 2000 if year < 100 else year, int(m.group(1)), int(m.group(2)))
+        if m.group(4):
+            return date(int(m.group(4)), int(m.group(5)), int(m.group(6)))
+        return date(int(m.group(7)), 7, 1)
+    except ValueError:
+        return None

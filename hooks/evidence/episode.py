@@ -46,6 +46,9 @@ _SENTENCE = re.compile(r"(?<=[.;!?])\s+|\n")
 
 class EpisodeKnowledge(KnowledgeFile):
     gap_days: int
+    continued_gap_days: int
+    continuity: Regex
+    radicular_words: Regex
     side_left: Regex
     side_right: Regex
     symptom_words: Regex
@@ -89,6 +92,8 @@ class EpisodeReader:
         self.duration = re.compile(knowledge.duration, re.I)
         self.not_onset = re.compile(knowledge.not_onset, re.I)
         self.question = re.compile(knowledge.onset_question, re.I)
+        self.continuity = re.compile(knowledge.continuity, re.I)
+        self.radicular = re.compile(knowledge.radicular_words, re.I)
         self.left = re.compile(knowledge.side_left, re.I)
         self.right = re.compile(knowledge.side_right, re.I)
 
@@ -130,9 +135,21 @@ class EpisodeReader:
                     break
         return out
 
-    def episode(self, items: list[Span], today: date) -> Episode:
+    def continued(self, narratives: list[Narrative], since: date) -> Evidence | None:
+        """A note since `since` that calls the radicular problem persistent or chronic."""
+        for n in narratives:
+            if n.when is None or n.when < since:
+                continue
+            for sentence in _SENTENCE.split(n.prose or ""):
+                if self.continuity.search(sentence) and self.radicular.search(sentence):
+                    return Evidence(n.ref, n.when, clip(sentence), n.kind, what="persisting symptoms")
+        return None
+
+    def episode(self, items: list[Span], today: date, continued: bool = False) -> Episode:
         """The episode holding the newest evidence: earlier evidence joins while the symptom-free gap before
-        the episode stays within `gap_days`; the onset is the earliest start that joined."""
+        the episode stays within `gap_days` (`continued_gap_days` when a recent note says the problem
+        persists); the onset is the earliest start that joined."""
+        gap_days = self.k.continued_gap_days if continued else self.k.gap_days
         dated = [s for s in items if s.start is not None and s.start <= today]
         if not dated:
             return Episode(None, None)
@@ -140,7 +157,7 @@ class EpisodeReader:
         first = dated[0]
         start = first.start
         for span in dated[1:]:
-            if (start - span.end).days > self.k.gap_days:
+            if (start - span.end).days > gap_days:
                 break
             if span.start < start or (span.start == start and first.evidence.what != "stated onset"):
                 start, first = span.start, span

@@ -16,6 +16,22 @@ from typing import Any
 
 from hooks.nlp.textprep import html_to_text, icase, looks_like_html, normalize_text
 
+# Scanned outside reports reach the chart as OCR text: a digit read inside a word ("radicu1opathy",
+# "IMPRESSI0N", "G1uteus") is the letter it resembles. Only a digit between letters changes, so levels and
+# grades ("L5-S1", "4/5", "2+ fibs") never do.
+_OCR_ONE = re.compile(r"(?<=[A-Za-z])1(?=[a-z])|(?<=[a-z])1(?=[A-Za-z])")
+_OCR_ZERO_LOWER = re.compile(r"(?<=[A-Za-z])0(?=[a-z])|(?<=[a-z])0(?=[A-Za-z])")
+_OCR_ZERO_UPPER = re.compile(r"(?<=[A-Z])0(?=[A-Z])")
+
+
+def repair_ocr(text: str) -> str:
+    """Undo the commonest OCR confusions of a scanned report (1 for l, 0 for o/O) inside words."""
+    if not any(ch in text for ch in "01"):
+        return text
+    text = _OCR_ONE.sub("l", text)
+    text = _OCR_ZERO_UPPER.sub("O", text)
+    return _OCR_ZERO_LOWER.sub("o", text)
+
 
 def prepare_report(text: str, content_type: str, *, max_chars: int, max_html_chars: int) -> tuple[str, bool]:
     """(normalised text, truncated?): strip HTML keeping block structure and cap the length."""
@@ -27,7 +43,7 @@ def prepare_report(text: str, content_type: str, *, max_chars: int, max_html_cha
         raw = html_to_text(raw)
     elif len(raw) > 2 * max_chars:
         raw, truncated = raw[: 2 * max_chars], True
-    body = normalize_text(raw)
+    body = repair_ocr(normalize_text(raw))
     if len(body) > max_chars:
         body, truncated = body[:max_chars], True
     return body, truncated

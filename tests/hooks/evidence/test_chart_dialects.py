@@ -221,3 +221,53 @@ def test_an_addendum_at_the_end_of_a_long_note_is_read():
     filler = "Home log: walked 20 minutes, pain 4/10, slept well. " * 500  # ~26,000 characters
     text = filler + "\nADDENDUM: unable to void since arrival; bladder scan 890 mL, straight cath 850 mL."
     assert [f.what for f in build(note(text)).red_flags][:1] == ["urinary retention"]
+
+
+# -- batch 4 ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ("cuando me limpio despues de ir al baño no siento nada", "saddle or perineal sensory loss"),
+        ("anoche me orine en la cama sin darme cuenta", "new bowel or bladder incontinence"),
+        ("desde ayer no puedo orinar", "urinary retention"),
+    ],
+)
+def test_patients_words_in_spanish_are_read(text, what):
+    assert what in [f.what for f in build(note(text, ago=1)).red_flags]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SPT in place since 03/2021 for urinary retention due to urethral stricture.",
+        "Neurogenic bladder with chronic urinary retention, performs CIC four times daily.",
+        "Neg saddle numbness. ROS neg b/b.",
+    ],
+)
+def test_long_standing_retention_and_neg_answers_are_not_red_flags(text):
+    assert build(note(text, ago=1)).red_flags == []
+
+
+def test_an_injection_a_note_says_was_done_counts_with_its_own_date():
+    done = note("Pain clinic follow-up: s/p left L5-S1 TFESI 12/12/2025 with 50% relief for 3 weeks.", ago=5)
+    [esi] = build(done).care.esi
+    assert esi.when == date(2025, 12, 12)
+    planned = note("Discussed a transforaminal epidural steroid injection; she will think about it.", ago=5)
+    assert build(planned).care.esi == []
+
+
+def test_a_note_that_says_the_radiculopathy_persists_keeps_the_episode_going():
+    emg = report(conclusion="Chronic left L5 radiculopathy with reinnervation in left tibialis anterior.")
+    first = condition("M54.17", text="Left L5 radiculopathy", onset=days_ago(300))
+    later = note("Persistent numbness dorsum left foot; chronic left L5 radiculopathy.", ago=3)
+    assert build(emg, first, later).episode.onset == day_of(300)
+    # without such a note, a gap of more than 180 days starts a new episode
+    quiet = note("Left leg pain, worse with standing.", ago=3)
+    assert build(emg, first, quiet).episode.onset != day_of(300)
+
+
+def test_ocr_digits_inside_words_are_read_as_letters():
+    text = "IMPRESSI0N: chronic left L5 radicu1opathy with chronic reinnervation in the G1uteus medius."
+    assert build(report(conclusion=text)).emg is not None
