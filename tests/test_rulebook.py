@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hooks.common.rulebook import README_BEGIN, README_END, readme_table, render
+from hooks.common.rulebook import (
+    PREFETCH_BEGIN,
+    PREFETCH_END,
+    README_BEGIN,
+    README_END,
+    prefetch_table,
+    readme_table,
+    render,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,3 +32,9 @@ def test_every_declared_rule_is_documented():
     text = render()
     for rule in ("red-flags", "mri", "emg-dx-mismatch", "emg-unreadable", "mri-before-surgery"):
         assert f"### `{rule}`" in text
+
+
+def test_readme_prefetch_table_matches_discovery():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index(PREFETCH_BEGIN) : readme.index(PREFETCH_END) + len(PREFETCH_END)]
+    assert block == prefetch_table(), "regenerate: python -m hooks.common.rulebook --prefetch"
