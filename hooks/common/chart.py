@@ -44,23 +44,38 @@ OPTIONAL_KEYS = frozenset({"documents", "encounters", "questionnaires", "reports
 
 #: What each prefetch key is for (the README's prefetch table is generated from this and the templates).
 PREFETCH_WHY = {
-    "conditions": "radiculopathy, radicular-symptom and M47.816-family diagnoses, red-flag and foot-drop codes, "
-    "tumour/infection text (contrast MRI); only active problems count. Not narrowed by code: the tumour and "
-    "infection check reads text",
-    "reports": "the EMG/NCS interpretation (the deciding study, needle EMG within 12 months) and the lumbar or "
-    "plexus MRI (done? compressive lesion?)",
-    "reports_by_category": "EMG/NCS reports a site codes locally, found by their neurophysiology category "
-    "(optional)",
-    "observations": "neurological exam findings (strength grades, reflexes, SLR, saddle sensation), symptom "
-    "surveys and EMG result rows; never labs or vital signs",
-    "documents": "notes (red flags, deficits, radicular symptoms, onsets, care so far) and EMG/MRI reports filed "
-    "as documents. Not narrowed by type or date: a red flag can sit in any note; only notes within the "
-    "longest rule window (and every EMG/MRI document) have their attachments fetched (optional)",
-    "procedures": "physical therapy, epidural injections, EMG/NCS studies done, lumbar surgery (contrast MRI)",
-    "orders": "the same care as orders, what is already ordered (a suggestion is not repeated) and sibling "
-    "EMG/NCS drafts of the same encounter",
-    "encounters": "physical therapy, pain-clinic and spine-surgery visits (optional)",
-    "questionnaires": "intake and triage forms: red-flag answers, symptom onset, radicular symptoms (optional)",
+    "conditions": (
+        "radiculopathy, radicular-symptom and M47.816-family diagnoses, red-flag and foot-drop codes, "
+        "tumour/infection text (contrast MRI); only active problems count. Not narrowed by code: the "
+        "tumour and infection check reads text"
+    ),
+    "reports": (
+        "the EMG/NCS interpretation (the deciding study, needle EMG within 12 months) and the lumbar or "
+        "plexus MRI (done? compressive lesion?)"
+    ),
+    "reports_by_category": (
+        "EMG/NCS reports a site codes locally, found by their neurophysiology category (optional)"
+    ),
+    "observations": (
+        "neurological exam findings (strength grades, reflexes, SLR, saddle sensation), symptom surveys "
+        "and EMG result rows; never labs or vital signs"
+    ),
+    "documents": (
+        "notes (red flags, deficits, radicular symptoms, onsets, care so far) and EMG/MRI reports filed "
+        "as documents. Not narrowed by type or date: a red flag can sit in any note; only notes within "
+        "the longest rule window (and every EMG/MRI document) have their attachments fetched (optional)"
+    ),
+    "procedures": (
+        "physical therapy, epidural injections, EMG/NCS studies done, lumbar surgery (contrast MRI)"
+    ),
+    "orders": (
+        "the same care as orders, what is already ordered (a suggestion is not repeated) and sibling "
+        "EMG/NCS drafts of the same encounter"
+    ),
+    "encounters": ("physical therapy, pain-clinic and spine-surgery visits (optional)"),
+    "questionnaires": (
+        "intake and triage forms: red-flag answers, symptom onset, radicular symptoms (optional)"
+    ),
 }
 
 
