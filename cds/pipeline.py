@@ -51,6 +51,7 @@ class Outcome:
     cards: list[Card]
     request: HookRequest
     withheld: list[Withheld] = field(default_factory=list)  # cards feedback silences (cds.suppression)
+    patient: str = ""  # the keyed hash of the patient, scoped to the calling EHR (audit and suppression)
 
 
 def _claimed_instance(body: Any) -> str | None:
@@ -106,6 +107,15 @@ class Engine:
         """The hook's clock, in the site's zone (day windows are counted in local days)."""
         return (self.settings.clock or datetime.now(UTC)).astimezone(self.zone)
 
+    def patient_key(self, request: HookRequest, caller: Caller | None) -> str:
+        """The patient's keyed hash, scoped to the EHR that calls: two health systems (or a test client and
+        a production EHR) may use the same patient id, and feedback from one must never silence the other's
+        cards. The scope is the trusted client's tenant, else its issuer; with auth off, the fhirServer."""
+        scope = (
+            (caller.client.tenant or caller.client.iss) if caller is not None else (request.fhir_server or "")
+        )
+        return self.hasher(f"{scope}\x1f{request.patient_id}" if scope else request.patient_id)
+
     def evaluate(self, service: Service, body: Any, caller: Caller | None = None) -> Outcome:
         """`caller` is the authenticated CDS client (None when auth is off)."""
         started = time.perf_counter()
@@ -126,6 +136,7 @@ class Engine:
                 fhir_ms=round(gathered.fhir_ms, 1),
             )
             hook_input = self.build_input(service, request, gathered)
+            patient = self.patient_key(request, caller)
             cards = list(service.handler(hook_input))
             for card in cards:
                 card.uuid = self.card_ids.new()
@@ -137,7 +148,7 @@ class Engine:
             suppression = "off"
             if self.suppressor is not None and cards:
                 cards, withheld, suppression = self.suppressor.withhold(
-                    service, self.hasher(request.patient_id), cards, [*gathered.raws, *request.draft_orders]
+                    service, patient, cards, [*gathered.raws, *request.draft_orders]
                 )
             body_out = Response(cards=cards).to_json()
         except HookError as err:
@@ -160,7 +171,7 @@ class Engine:
             "hook.call",
             status=200,
             **fields,
-            patient=self.hasher(request.patient_id),
+            patient=patient,
             cards=len(cards),
             rules=[c.rule for c in cards],
             indicators=[c.indicator for c in cards],
@@ -180,7 +191,7 @@ class Engine:
             prefetch_status=gathered.prefetch_status,
             cards=cards,
         )
-        return Outcome(body_out, cards, request, withheld)
+        return Outcome(body_out, cards, request, withheld, patient)
 
     # -- stage 2: prefetch or FHIR fetch ---------------------------------------------------------
 

@@ -36,11 +36,10 @@ def _audit(service_id: str, outcome) -> None:
     if store is None or not (outcome.cards or outcome.withheld):
         return
     request = outcome.request
-    patient_hash = state().engine.hasher(request.patient_id)
     if outcome.cards:
-        store.record_served(service_id, request.hook_instance, patient_hash, outcome.cards)
+        store.record_served(service_id, request.hook_instance, outcome.patient, outcome.cards)
     if outcome.withheld:
-        store.record_suppressed(service_id, request.hook_instance, patient_hash, outcome.withheld)
+        store.record_suppressed(service_id, request.hook_instance, outcome.patient, outcome.withheld)
 
 
 @blueprint.get("/openapi.yaml")

@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--trusted-clients",
         type=Path,
-        help="turn auth on and trust the clients in this file (e.g. deploy/trusted-clients.example.json)",
+        help="turn auth on and trust the clients in this file (e.g. demo/trusted-clients.sandbox.json)",
     )
     args = parser.parse_args(argv)
 

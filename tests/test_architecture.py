@@ -16,7 +16,7 @@ import pytest
 from cds.app import create_app
 from hooks.app import SERVICE_PACKAGES, knowledge_files, services
 from hooks.common.knowledge_check import check
-from hooks.common.schema import SHIPPED
+from hooks.common.schema import SHIPPED, KnowledgeError
 from tests.builders import pv_request, settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -236,6 +236,17 @@ def test_a_typo_in_a_site_copy_stops_start_up_naming_file_and_key(tmp_path, relp
     lines: list[str] = []
     assert check(site, knowledge_files(), lines.append) == 1
     assert any(line.startswith("INVALID") and named in line for line in lines)
+
+
+def test_a_site_file_at_the_wrong_path_stops_start_up(tmp_path):
+    """windows.yaml at the root of the copy (not knowledge/windows.yaml) would be ignored: refused instead."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "windows.yaml").write_text((SHIPPED / "knowledge" / "windows.yaml").read_text())
+    with pytest.raises(KnowledgeError, match=r"holds windows\.yaml, which no service reads"):
+        services(settings(knowledge_dir=site))
+    (site / "windows.yaml").rename(site / "windows.txt")  # not a YAML file: not a knowledge file either
+    assert services(settings(knowledge_dir=site))
 
 
 def test_knowledge_check_lists_what_a_site_changed(tmp_path):

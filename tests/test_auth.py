@@ -430,11 +430,14 @@ def test_replay_is_detected_across_two_app_instances_sharing_redis(tmp_path):
     assert call(apps[1].test_client(), token()).status_code == 200
 
 
-def test_example_trusted_clients_file_trusts_the_public_sandbox():
+def test_only_the_demo_trusts_the_public_sandbox():
+    """The sandbox's private key is published: the production example never trusts it, the demo file does."""
     from cds.client_trust import load_trusted_clients
     from tests.builders import ROOT
 
-    clients = {c.iss: c for c in load_trusted_clients(ROOT / "deploy" / "trusted-clients.example.json")}
+    example = {c.iss for c in load_trusted_clients(ROOT / "deploy" / "trusted-clients.example.json")}
+    assert example and "https://sandbox.cds-hooks.org" not in example
+    clients = {c.iss: c for c in load_trusted_clients(ROOT / "demo" / "trusted-clients.sandbox.json")}
     sandbox = clients["https://sandbox.cds-hooks.org"]
     assert sandbox.jwks_url == "https://sandbox.cds-hooks.org/.well-known/jwks.json"
     assert sandbox.allows_jku("https://sandbox.cds-hooks.org/.well-known/jwks.json")

@@ -53,7 +53,7 @@ RULES = {s.id: {r.id for r in s.rules} for s in DECLARED}
 # (story, service) pairs where the service is known to disagree with the story: none at present.
 KNOWN_DISAGREEMENTS: dict[tuple[str, str], str] = {}
 SANDBOX_ORIGIN = "https://sandbox.cds-hooks.org"
-TRUSTED_EXAMPLE = ROOT / "deploy" / "trusted-clients.example.json"
+TRUSTED_EXAMPLE = ROOT / "demo" / "trusted-clients.sandbox.json"
 ABSOLUTE_DATE = re.compile(r"\b(19|20)\d\d-[01]\d-[0-3]\d\b")
 
 
@@ -393,7 +393,7 @@ def test_make_demo_prints_every_story_and_stops_everything_on_sigterm(tmp_path: 
 
 @pytest.mark.integration
 def test_with_trusted_clients_the_demo_refuses_unsigned_calls(tmp_path: Path) -> None:
-    """`python -m demo --trusted-clients deploy/trusted-clients.example.json`: the real sandbox's signed
+    """`python -m demo --trusted-clients demo/trusted-clients.sandbox.json`: the real sandbox's signed
     calls are the only way in; an unsigned call gets 401, and the browser's preflight still passes."""
     stack = start_stack(0, free_port(), tmp_path, trusted_clients=TRUSTED_EXAMPLE)
     try:

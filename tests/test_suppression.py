@@ -107,6 +107,17 @@ def test_an_overridden_mri_card_stays_away_for_that_patient_on_every_worker(work
     assert {c["suppression"] for c in calls[1:4]} == {"checked"}
 
 
+def test_feedback_from_one_ehr_never_silences_another_ehrs_patient_with_the_same_id(workers):
+    a, b = workers
+    body = scenario("01-l5-no-mri.json")
+    mine = {**body, "fhirServer": "https://ehr-a.example.org/fhir"}
+    theirs = {**body, "fhirServer": "https://ehr-b.example.org/fhir"}  # same patient id, other EHR
+    override(a, cards_by_rule(a, mine)["mri"], "already-addressed")
+    settle(a)
+    assert "mri" not in cards_by_rule(b, mine)
+    assert "mri" in cards_by_rule(b, theirs)
+
+
 def test_the_period_comes_from_the_knowledge_file_and_then_the_card_returns(workers):
     a, b = workers
     body = scenario("01-l5-no-mri.json")
