@@ -23,14 +23,18 @@ $(NODE_STAMP): tests/fhir_server/package.json tests/fhir_server/package-lock.jso
 
 fhir-engine: $(NODE_STAMP)
 
+# Ports: `make run PORT=9090`, `make demo PORT=9090 FHIR_PORT=9103`.
+PORT ?= 8080
+FHIR_PORT ?= 8103
+
 run: $(STAMP)
 	mkdir -p data
-	$(VENV)/bin/cds serve --host 127.0.0.1 --port 8080
+	$(VENV)/bin/cds serve --host 127.0.0.1 --port $(PORT)
 
 # The CDS Hooks sandbox against local demo patients: FHIR server :8103, service :8080 (auth OFF).
 demo: $(STAMP) $(NODE_STAMP)
 	mkdir -p data
-	$(PY) -m demo
+	$(PY) -m demo --port $(PORT) --fhir-port $(FHIR_PORT)
 
 # The demo stories in the real CDS Hooks sandbox, driven in headless Chromium (Debian chromium and
 # chromium-driver), and with CRD=... in the Da Vinci CRD Request Generator too. Both are third-party code,

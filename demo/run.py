@@ -204,7 +204,7 @@ def auth_lines(stack: DemoStack) -> list[str]:
     if stack.trusted_clients is None:
         return [
             f"  AUTH IS OFF: anyone who reaches {stack.service_url} can call these services unauthenticated.",
-            "  Demo data only. To trust the real sandbox instead (signed JWTs), see README 'Try it'.",
+            "  Demo data only. To trust the real sandbox, see README 'Trusting the real sandbox'.",
         ]
     clients = load_trusted_clients(stack.trusted_clients)
     lines = [
