@@ -54,8 +54,8 @@ def _refuse_stray_files(site_dir: Path, files: FileModels) -> None:
     )
     if stray:
         raise KnowledgeError(
-            f"CDS_KNOWLEDGE_DIR {site_dir} holds {', '.join(stray)}, which no service reads: the copy mirrors "
-            f"hooks/ ({', '.join(sorted(files))}); check it with `cds knowledge check {site_dir}`"
+            f"CDS_KNOWLEDGE_DIR {site_dir} holds {', '.join(stray)}, which no service reads: the copy "
+            f"mirrors hooks/ ({', '.join(sorted(files))}); check it with `cds knowledge check {site_dir}`"
         )
 
 

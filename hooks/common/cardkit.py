@@ -88,9 +88,12 @@ class Quotes:
 
 
 class CardKit:
-    def __init__(self, terms: Terminology, text: CardsFile) -> None:
+    def __init__(self, terms: Terminology, text: CardsFile, titles: dict[str, str] | None = None) -> None:
         self.terms = terms
         self.text = text
+        # The rule's title names it to people (clients show topic.display, e.g. "Type: ..."); its id is
+        # for machines and the audit.
+        self.titles = titles or {}
         for spec in text.cards.values():
             for key in [spec.source, *spec.links]:
                 if key not in text.sources:
@@ -167,7 +170,11 @@ class CardKit:
             source=Source(
                 label=source.label,
                 url=source.url,
-                topic=Coding(system=self.text.rule_system, code=rule, display=rule.replace("-", " ")),
+                topic=Coding(
+                    system=self.text.rule_system,
+                    code=rule,
+                    display=self.titles.get(rule, rule.replace("-", " ")),
+                ),
             ),
             suggestions=suggestions,
             selectionBehavior=selection if suggestions else None,

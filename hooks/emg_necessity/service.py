@@ -23,7 +23,9 @@ KNOWLEDGE = {"emg_necessity/cards.yaml": CardsFile, "emg_necessity/policy.yaml":
 def declare(context: ClinicalContext) -> list[Service]:
     cards = context.file(CardsFile, "emg_necessity/cards.yaml")
     policy = context.file(PolicyFile, "emg_necessity/policy.yaml")
-    rules = EmgNecessityRules(context.evidence, CardKit(context.terms, cards), policy)
+    rules = EmgNecessityRules(
+        context.evidence, CardKit(context.terms, cards, {r.id: r.title for r in RULES_DECLARED}), policy
+    )
     prefetch = chart_prefetch(context.evidence)
     common = dict(
         prefetch=prefetch,

@@ -35,7 +35,7 @@ KNOWLEDGE = {"l5_radiculopathy/cards.yaml": CardsFile}
 
 def declare(context: ClinicalContext) -> list[Service]:
     cards = context.file(CardsFile, "l5_radiculopathy/cards.yaml")
-    rules = L5Rules(context.evidence, CardKit(context.terms, cards))
+    rules = L5Rules(context.evidence, CardKit(context.terms, cards, {r.id: r.title for r in RULES.values()}))
     prefetch = {**chart_prefetch(context.evidence), "encounters": encounters_prefetch(context.evidence)}
     # Feedback silences a rule for a patient for the periods of cards.yaml; red flags always show.
     suppression = dict(
