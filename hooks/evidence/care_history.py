@@ -75,8 +75,10 @@ class CareHistoryReader:
         out = CareEvidence()
         pt_sessions: list[Evidence] = []
         for proc in chart.completed_procedures():
-            item = self._item(chart, proc, proc.code, "Procedure")
             kinds = self._kinds(proc.code)
+            # Named as a clinician would: "PT visit, 2 Nov 2026", not the FHIR resource type.
+            label = "PT visit" if "pt" in kinds else "Injection" if "esi" in kinds else "Procedure"
+            item = self._item(chart, proc, proc.code, label)
             if "pt" in kinds:
                 out.pt.append(item)
                 pt_sessions.append(item)

@@ -97,9 +97,10 @@ class L5Rules:
         resource = self.kit.draft_order(
             spec, call.patient_id, reason=self._reason(evidence, emergency), evidence=refs, priority=priority
         )
-        return self.kit.create(
-            f"{label} {spec.display} ({spec.code})".strip(), resource, recommended=recommended
-        )
+        name = spec.display
+        if label and not label.endswith(":") and name[:2].istitle():  # "Consider transforaminal ..."
+            name = name[0].lower() + name[1:]
+        return self.kit.create(f"{label} {name} ({spec.code})".strip(), resource, recommended=recommended)
 
     def _reason(self, evidence: PatientEvidence, emergency: bool) -> OrderSpec | None:
         """The diagnosis a suggested order carries: what the chart documents, never a code it does not.
@@ -268,8 +269,8 @@ class L5Rules:
         mri = evidence.qualifying_mri()
         if mri:
             m = mri[0]
-            imaging = f"{m.evidence.source()}" + (
-                " shows a compressive lesion" if m.compressive else " (no compressive lesion)"
+            imaging = (  # the radiologist's words, so concordance (level, side) can be judged at a glance
+                quotes.cite(m.evidence) if m.compressive else f"{m.evidence.source()} (no compressive lesion)"
             )
         else:
             imaging = spec.text["no_mri"]

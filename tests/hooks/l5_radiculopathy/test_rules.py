@@ -252,7 +252,9 @@ def test_no_esi_card_within_six_months_of_an_injection():
 def test_one_click_esi_only_with_a_qualifying_mri():
     with_mri = by_rule(patient_view(onset_ago=60, mri=[mri_study(10)]), "esi")
     assert suggested_codes(with_mri) == ["64483"]
-    assert "Lumbar spine MRI, 20 Feb 2026 shows a compressive lesion" in with_mri.detail
+    assert (
+        "Lumbar spine MRI, 20 Feb 2026: “L4-5 left paracentral disc extrusion compressing" in with_mri.detail
+    )
     without = patient_view(onset_ago=60)
     assert rule_ids(without) == ["mri", "esi"]
     assert by_rule(without, "esi").suggestions == []
