@@ -55,7 +55,9 @@ class L5Rules:
             quotes.seen.add(key)
             origin = f"as written in the {src.label}{quote}"
         elif src.label.startswith("EMG"):
-            origin = "the date of the EMG"
+            # No onset is written anywhere: the EMG only proves the problem existed by then.
+            since = f"counted from the EMG of {day(episode.onset)}"
+            return f"at least {weeks(evidence.days)} (onset not documented; {since})"
         else:
             origin = f"onset of {src.coded()} ({src.label.lower()})"
         return f"{weeks(evidence.days)}, since {day(episode.onset)}, {origin}"
