@@ -52,6 +52,7 @@ bench: $(STAMP) $(NODE_STAMP)
 
 test: $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/ruff check cds hooks tests benchmarks demo fhir_fixtures
+	$(VENV)/bin/ruff format --check cds hooks tests benchmarks demo fhir_fixtures
 	$(PY) -m pytest
 
 # The long fuzz run (the short one is part of `make test`): 20,000 examples per property, fresh randomness,
