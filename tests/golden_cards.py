@@ -141,19 +141,25 @@ def cases() -> Iterator[tuple[str, str, datetime, dict[str, Any]]]:
         yield name, service.id, clock, corpus_request(case, dict(service.prefetch))
 
 
-def replay() -> dict[str, dict[str, Any]]:
-    """Case name -> {"status", "cards"} (cards without uuids) for every case of `cases()`."""
+def replay(again: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """Case name -> {"status", "cards"} (cards without uuids) for every case of `cases()`.
+
+    `again`, if given, receives the answer to the same call sent a second time right after the first: the
+    same chart again (patient-view, then order-select, then order-sign) is served from the per-worker caches.
+    """
     out: dict[str, dict[str, Any]] = {}
     with service_app() as (app, settings):
         client = app.test_client()
         for name, service_id, clock, body in cases():
             settings.clock = clock
-            body = {**body, "hookInstance": str(uuid.uuid4())}
-            response = client.post(
-                f"/cds-services/{service_id}", data=json.dumps(body), content_type="application/json"
-            )
-            payload = response.get_json(silent=True) or {}
-            out[name] = {"status": response.status_code, "cards": without_uuids(payload.get("cards", []))}
+            for target in (out, again) if again is not None else (out,):
+                call = {**body, "hookInstance": str(uuid.uuid4())}
+                response = client.post(
+                    f"/cds-services/{service_id}", data=json.dumps(call), content_type="application/json"
+                )
+                payload = response.get_json(silent=True) or {}
+                cards = without_uuids(payload.get("cards", []))
+                target[name] = {"status": response.status_code, "cards": cards}
     return out
 
 

@@ -14,13 +14,19 @@ import pytest
 from tests.golden_cards import load, replay
 
 RECORDED_ON, RECORDED = load()
-CURRENT = replay()
+AGAIN: dict = {}
+CURRENT = replay(again=AGAIN)
 
 
 def test_every_fixture_is_replayed():
     assert len(RECORDED) >= 390, "the recording covers scenarios, demo stories and the chart corpus"
     assert CURRENT.keys() == RECORDED.keys()
     assert {item["status"] for item in CURRENT.values()} == {200}
+
+
+def test_the_same_call_again_answers_the_same_cards():
+    """The second call is served from the per-worker caches (parsed models, text readings)."""
+    assert [n for n in CURRENT if AGAIN.get(n) != CURRENT[n]] == []
 
 
 @pytest.mark.parametrize("case", sorted(RECORDED))
