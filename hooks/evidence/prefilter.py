@@ -10,7 +10,9 @@ categories are checked before any text pattern, so a vital sign or a lab costs a
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -99,6 +101,13 @@ class Prefilter:
         self.finding = _union(*findings)
         # Notes that are not report documents are read for findings no rule looks at past its longest window.
         self.note_window_days = max(builder.windows.model_dump().values())
+        # Code texts repeat across resources and patients ("Heart rate", "Hemoglobin A1c"): each pattern's
+        # answer for a code text is remembered, so a vital sign or a lab costs a dict lookup, not a search
+        # of a pattern of hundreds of alternatives (13-18 µs each). Same pattern, same text: same answer.
+        self.question_in = _remembered(self.question)
+        self.condition_text_in = _remembered(self.condition_text)
+        self.care_text_in = _remembered(self.care_text)
+        self.report_text_in = _remembered(self.report_text)
 
     def _keys(self, concepts: Any) -> list[tuple[str, str]]:
         keys = []
@@ -114,13 +123,13 @@ class Prefilter:
         rtype = raw.get("resourceType")
         if rtype == "Condition":
             code = raw.get("code")
-            return any(k in self.condition_codes for k in self._keys(code)) or bool(
-                self.condition_text.search(_raw_text(code))
+            return any(k in self.condition_codes for k in self._keys(code)) or self.condition_text_in(
+                _raw_text(code)
             )
         if rtype in ("Procedure", "ServiceRequest"):
             code = raw.get("code")
-            return any(k in self.care_codes for k in self._keys(code)) or bool(
-                self.care_text.search(_raw_text(code)) or self.report_text.search(_raw_text(code))
+            return any(k in self.care_codes for k in self._keys(code)) or (
+                self.care_text_in(_raw_text(code)) or self.report_text_in(_raw_text(code))
             )
         if rtype == "Encounter":
             concepts = [*(raw.get("type") or []), raw.get("serviceType")]
@@ -130,15 +139,14 @@ class Prefilter:
             return bool(self.care_text.search(text) or self.finding.search(text))
         if rtype == "DiagnosticReport":
             keys = self._keys(raw.get("code")) + self._keys(raw.get("category") or [])
-            return any(k in self.report_codes for k in keys) or bool(
-                self.report_text.search(_raw_text(raw.get("code")))
+            return any(k in self.report_codes for k in keys) or self.report_text_in(
+                _raw_text(raw.get("code"))
             )
         if rtype == "Observation":
-            question = _raw_text(raw.get("code"))
-            if _categories(raw) & _ROUTINE_CATEGORIES and not self.question.search(question):
-                return False  # a vital sign, a lab, smoking status: decided without reading any value
-            if self.question.search(question):
+            if self.question_in(_raw_text(raw.get("code"))):
                 return True
+            if _categories(raw) & _ROUTINE_CATEGORIES:
+                return False  # a vital sign, a lab, smoking status: decided without reading any value
             return bool(self.finding.search(_raw_narrative(raw)))
         return rtype in ("DocumentReference", "QuestionnaireResponse")
 
@@ -163,6 +171,22 @@ class Prefilter:
 
 def _union(*patterns: str) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{p})" for p in patterns if p), re.IGNORECASE)
+
+
+_REMEMBERED_CHARS = 200  # longer texts (free text in a code) are searched every time, never kept
+
+
+def _remembered(pattern: re.Pattern[str], entries: int = 4096) -> Callable[[str], bool]:
+    """`pattern` searched in a code text, with the answers for up to `entries` short texts kept (LRU)."""
+
+    @lru_cache(maxsize=entries)
+    def short(text: str) -> bool:
+        return pattern.search(text) is not None
+
+    def found(text: str) -> bool:
+        return short(text) if len(text) <= _REMEMBERED_CHARS else pattern.search(text) is not None
+
+    return found
 
 
 def _raw_narrative(raw: dict[str, Any]) -> str:
