@@ -23,7 +23,7 @@ from cds.config import Settings
 from cds.fhir import Deadline, FetchResult, FhirClient, same_origin
 from cds.logs import IdHasher, log
 from cds.netguard import NetGuard
-from cds.parse import ModelCache, dedupe, other_patient, parse_one, parse_resources
+from cds.parse import ModelCache, dedupe, other_patient, parse_cached, parse_resources
 from cds.prefetch import Status, classify, render, template_type
 from cds.registry import HookInput, Service
 from cds.request import HookError, HookRequest, parse_hook_request
@@ -364,7 +364,8 @@ class Engine:
                 if other_patient(raw, request.patient_id):
                     foreign[f"draft:{raw.get('resourceType')}"] += 1
                     continue
-                model = parse_one(raw, request.patient_id, zone)
+                # Cached like the chart: order-select and order-sign send the same drafts again.
+                model = parse_cached(raw, request.patient_id, self.models, zone)
                 if model is None:
                     skipped[f"draft:{raw.get('resourceType')}"] += 1
                 else:
