@@ -78,9 +78,16 @@ def named_patient(raw: dict[str, Any]) -> str | None:
     for name in _SUBJECT_FIELDS:
         ref = raw.get(name)
         ref = ref.get("reference") if isinstance(ref, dict) else None
-        if isinstance(ref, str) and (m := _PATIENT_REF.search(ref)):
-            return m.group(1)
+        if isinstance(ref, str) and (patient := _patient_in(ref)) is not None:
+            return patient
     return None
+
+
+@lru_cache(maxsize=1024)
+def _patient_in(reference: str) -> str | None:
+    """Every resource of a chart names the same patient: the answer for a reference string is kept."""
+    m = _PATIENT_REF.search(reference)
+    return m.group(1) if m else None
 
 
 def other_patient(raw: dict[str, Any], patient_id: str | None) -> bool:
@@ -233,15 +240,17 @@ def parse_resources(
     keep: frozenset[str] = frozenset(),
     cache: ModelCache | None = None,
     zone: tzinfo | None = None,
+    deduped: bool = False,
 ) -> Parsed:
     """Parse what a rule can use; count what was skipped, filtered out or about another patient.
 
     `keep` names resources ("Type/id") that are parsed whatever the filter says: the draft orders
-    point at them (reasonReference), so a rule must be able to resolve them.
+    point at them (reasonReference), so a rule must be able to resolve them. `deduped`: the caller already
+    passed them through `dedupe` (the pipeline does, before reading attachments).
     """
     parsed: dict[str, list[Any]] = defaultdict(list)
     out = Parsed()
-    for raw in dedupe(raws):
+    for raw in raws if deduped else dedupe(raws):
         rtype = str(raw.get("resourceType"))[:40]
         if rtype == "OperationOutcome":
             continue

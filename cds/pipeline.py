@@ -355,7 +355,7 @@ class Engine:
         referenced = frozenset(_references(request.draft_orders, service.resolve_references))
         zone = self.zone
         parsed = parse_resources(
-            gathered.raws, service.relevant, request.patient_id, referenced, self.models, zone
+            gathered.raws, service.relevant, request.patient_id, referenced, self.models, zone, deduped=True
         )
         skipped, foreign = parsed.skipped, parsed.other_patient
         drafts: dict[str, list[Any]] = {"orders": [], "extras": []}
