@@ -15,11 +15,12 @@ import json
 
 from flask import Flask, jsonify, request
 
+from cds.config import Settings
 from hooks.app import create_app as production_app
 
 
-def create() -> Flask:
-    app = production_app()
+def create(settings: Settings | None = None) -> Flask:
+    app = production_app(settings)
 
     @app.post("/bench/baseline")
     def baseline():

@@ -10,6 +10,7 @@ generator runs on the same machine. Every section is bounded in time (about 10 m
   scaling   p50 at 100, 1,000 and 10,000 prefetch resources
   fallback  prefetch absent, the test FHIR server answering each query after 100 ms
   memory    RSS per worker before and after 20,000 requests
+  profile   in-process: where a hook call's time goes, by pipeline stage and by package
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.call_profile import profile  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     APP,
     DEPLOYED,
@@ -227,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", default="overhead,configs,scaling,fallback,memory")
+    parser.add_argument("--only", default="overhead,scaling,profile,configs,fallback,memory")
     parser.add_argument("--quick", action="store_true", help="shorter runs, 2,000 memory requests")
     parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per load cell")
     parser.add_argument("--warmup", type=float, default=2.0)
@@ -236,11 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-requests", type=int, default=20_000)
     parser.add_argument("--memory-resources", type=int, default=100)
     parser.add_argument("--memory-max-s", type=float, default=300.0)
+    parser.add_argument("--profile-calls", type=int, default=200, help="calls per profiled column")
     parser.add_argument("--out", type=Path, help="also write the tables (Markdown) to this file")
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup, args.scale_requests = 3.0, 1.0, 20
         args.fallback_requests, args.memory_requests, args.memory_max_s = 8, 2000, 60.0
+        args.profile_calls = 60
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     header = f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; load average before {_load()}\n"
     print(header, flush=True)
@@ -259,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
             out.append(fallback(args))
         elif section == "memory":
             out.append(memory(args))
+        elif section == "profile":
+            out.append(profile(args))
         else:
             parser.error(f"unknown section {section}")
         note = f"({section}: {time.monotonic() - t0:.0f} s, load average after {_load()})\n"
