@@ -45,6 +45,9 @@ from benchmarks.fallback import _start_fhir, fallback  # noqa: E402
 from benchmarks.loadgen import run_load  # noqa: E402
 from benchmarks.prefetch_gen import make_prefetch  # noqa: E402
 
+# Numbers the targets summary reads: (hook, calls, clients) -> overhead cell; resources -> scaling p50s.
+RESULTS: dict[str, dict[Any, Any]] = {"overhead": {}, "scaling": {}}
+
 
 def overhead(args: argparse.Namespace) -> str:
     prefetch = make_prefetch(300)
@@ -58,6 +61,7 @@ def overhead(args: argparse.Namespace) -> str:
                 for label, raw, is_cold in (("same patient", warm, False), ("new patient", cold, True)):
                     ours = measured(server, [raw], clients, args, cold=is_cold)
                     ratio = ours["rps"] / bare["rps"] if bare["rps"] else float("nan")
+                    RESULTS["overhead"][(name, label, clients)] = {**ours, "ratio": ratio}
                     rows.append(
                         [
                             name,
@@ -161,6 +165,7 @@ def scaling(args: argparse.Namespace) -> str:
                 bare = statistics.median(_sequential(server.port, base, count, args.duration))
                 per = new / size
                 base_per_resource.setdefault(name, per)
+                RESULTS["scaling"][(name, size)] = {"new": new, "same": same, "baseline": bare}
                 row += [
                     f"{new:.1f} / {same:.1f} / {bare:.1f}",
                     f"{per * 1000:.0f} µs ({per / base_per_resource[name]:.2f}x)",
@@ -225,6 +230,43 @@ def memory(args: argparse.Namespace) -> str:
     )
 
 
+def targets() -> str:
+    """Issue 16's targets, read from this run's overhead and scaling sections."""
+    cells, scale = RESULTS["overhead"], RESULTS["scaling"]
+    rows = []
+    if cells:
+        low = [c for (_, _, clients), c in cells.items() if clients in (1, 8)]
+        ratios = [c["ratio"] for c in low]
+        worst = min(cells, key=lambda k: cells[k]["ratio"] if k[2] in (1, 8) else float("inf"))
+        rows.append(
+            [
+                "throughput >= 0.7 x stdlib-json baseline (both hooks, same + new patient, 1 + 8 clients)",
+                f"{min(ratios):.2f}-{max(ratios):.2f} (lowest: {', '.join(map(str, worst))})",
+                "met" if min(ratios) >= 0.7 else "**missed**",
+            ]
+        )
+        p99 = {k: c["p99"] for k, c in cells.items() if k[2] == 8}
+        rows.append(
+            [
+                "p99 < 50 ms at 8 clients",
+                f"{min(p99.values())}-{max(p99.values())} ms",
+                "met" if max(p99.values()) < 50 else "**missed**",
+            ]
+        )
+        cpu = [c["cpu_ms"] for c in low]
+        rows.append(["(CPU ms per hook call, 1 and 8 clients)", f"{min(cpu)}-{max(cpu)}", ""])
+    big = [v["new"] for (_, size), v in scale.items() if size == 10_000]
+    if big:
+        rows.append(
+            [
+                "10,000 resources < 250 ms p50, new patient",
+                f"{min(big):.0f}-{max(big):.0f} ms",
+                "met" if max(big) < 250 else "**missed**",
+            ]
+        )
+    return table("Targets (issue 16), this run", ["target", "measured", ""], rows) if rows else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -270,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
         note = f"({section}: {time.monotonic() - t0:.0f} s, load average after {_load()})\n"
         print(note, flush=True)
         out.append(note)
+    summary = targets()
+    if summary:
+        out.append(summary)
     print(f"total {time.monotonic() - started:.0f} s")
     if args.out:
         args.out.write_text("\n".join(out), encoding="utf-8")

@@ -48,7 +48,7 @@ class Gunicorn:
             **os.environ,
             "GUNICORN_BIND": f"{HOST}:{self.port}",
             "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir,
-            "CDS_LOG_LEVEL": "WARNING",
+            "CDS_LOG_LEVEL": "INFO",  # as deployed (deploy/k8s/configmap.yaml): one JSON line per hook call
             "CDS_AUTH": "off",
             "CDS_DATA_DIR": tempfile.mkdtemp(prefix="spine-cds-bench-data-"),
             **(env or {}),
