@@ -45,9 +45,16 @@ sandbox-check: $(STAMP) $(NODE_STAMP)
 	@test -n "$(SANDBOX)" || { echo "usage: make sandbox-check SANDBOX=<built cds-hooks/sandbox> [CRD=<built crd-request-generator>]"; exit 2; }
 	$(PY) -m demo.sandbox_check --sandbox "$(SANDBOX)" $(if $(CRD),--crd "$(CRD)") --out docs/screenshots
 
-# Production benchmarks under gunicorn (deploy/gunicorn.conf.py), loopback only, ~10 min
-# (BENCH_ARGS=--quick: ~5 min). Results and their analysis: docs/performance.md.
-bench: $(STAMP) $(NODE_STAMP)
+# Production benchmarks under gunicorn (deploy/gunicorn.conf.py), loopback only, ~15 min
+# (BENCH_ARGS=--quick: ~6 min; BENCH_ARGS="--only overhead,scaling"). Results and analysis: docs/performance.md.
+# Never part of `make test`. The servers section needs granian (the `bench` extra).
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP) $(NODE_STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 test: $(STAMP) $(NODE_STAMP)

@@ -11,6 +11,7 @@ generator runs on the same machine. Every section is bounded in time (about 10 m
   fallback  prefetch absent, the test FHIR server answering each query after 100 ms
   memory    RSS per worker before and after 20,000 requests
   profile   in-process: where a hook call's time goes, by pipeline stage and by package
+  servers   the next step, measured: the same app under granian instead of gunicorn
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from benchmarks.common import (  # noqa: E402
 from benchmarks.fallback import _start_fhir, fallback  # noqa: E402
 from benchmarks.loadgen import run_load  # noqa: E402
 from benchmarks.prefetch_gen import make_prefetch  # noqa: E402
+from benchmarks.servers import servers  # noqa: E402
 
 # Numbers the targets summary reads: (hook, calls, clients) -> overhead cell; resources -> scaling p50s.
 RESULTS: dict[str, dict[Any, Any]] = {"overhead": {}, "scaling": {}}
@@ -271,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", default="overhead,scaling,profile,configs,fallback,memory")
+    parser.add_argument("--only", default="overhead,scaling,profile,servers,configs,fallback,memory")
     parser.add_argument("--quick", action="store_true", help="shorter runs, 2,000 memory requests")
     parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per load cell")
     parser.add_argument("--warmup", type=float, default=2.0)
@@ -307,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
             out.append(memory(args))
         elif section == "profile":
             out.append(profile(args))
+        elif section == "servers":
+            out.append(servers(args))
         else:
             parser.error(f"unknown section {section}")
         note = f"({section}: {time.monotonic() - t0:.0f} s, load average after {_load()})\n"

@@ -37,9 +37,15 @@ class Gunicorn:
     """A gunicorn master with its workers; `env` adds to (and overrides) the current environment."""
 
     def __init__(
-        self, app: str, workers: int | None, threads: int | None, env: dict[str, str] | None = None
+        self,
+        app: str,
+        workers: int | None,
+        threads: int | None,
+        env: dict[str, str] | None = None,
+        command: list[str] | None = None,
     ) -> None:
-        """`workers`/`threads` None: what deploy/gunicorn.conf.py chooses."""
+        """`workers`/`threads` None: what deploy/gunicorn.conf.py chooses. `command`: another server's
+        command line instead of gunicorn's (`{port}` is replaced), with the same environment."""
         self.port = free_port()
         self.metrics_dir = tempfile.mkdtemp(prefix="spine-cds-bench-metrics-")
         fd, log_name = tempfile.mkstemp(prefix="gunicorn-", suffix=".log")
@@ -60,7 +66,9 @@ class Gunicorn:
                 full_env.pop(name, None)
         self.workers = workers or 1
         self.process = subprocess.Popen(
-            [str(GUNICORN), "-c", str(CONFIG), app],
+            [a.replace("{port}", str(self.port)) for a in command]
+            if command
+            else [str(GUNICORN), "-c", str(CONFIG), app],
             cwd=ROOT,
             env=full_env,
             stdout=fd,
