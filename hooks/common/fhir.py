@@ -9,10 +9,47 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
+import threading
+from collections import OrderedDict
 from datetime import date, datetime
 from typing import Any
 
 from cds.attachments import FETCH_REASONS, SOURCE_TYPE_URL, UNREADABLE_URL
+
+
+class _Serialised:
+    """FHIR JSON of recently serialised models, by model object (kept alive here, so its id is its own).
+
+    Models come from the engine's per-worker cache, one object per exact JSON, and nothing changes them:
+    the same object serialises to the same JSON. A draft order's `model_dump` costs ~0.2 ms, a copy ~0.02.
+    """
+
+    def __init__(self, entries: int) -> None:
+        self.entries = entries
+        self._items: OrderedDict[int, tuple[Any, dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def json(self, model: Any) -> dict[str, Any]:
+        with self._lock:
+            item = self._items.get(id(model))
+            if item is not None and item[0] is model:
+                self._items.move_to_end(id(model))
+                return copy.deepcopy(item[1])
+        dumped = model.model_dump(mode="json", exclude_none=True, by_alias=True)
+        with self._lock:
+            self._items[id(model)] = (model, dumped)
+            while len(self._items) > self.entries:
+                self._items.popitem(last=False)
+        return copy.deepcopy(dumped)
+
+
+_SERIALISED = _Serialised(256)
+
+
+def resource_json(res: Any) -> dict[str, Any]:
+    """The resource as FHIR JSON (what `model_dump` gives), a copy the caller may change."""
+    return _SERIALISED.json(res)
 
 
 def codings(concept: Any) -> list[tuple[str | None, str | None]]:

@@ -16,7 +16,7 @@ from typing import Any
 from cds.cards import Action, Card, Suggestion
 from cds.registry import HookInput
 from hooks.common.cardkit import CardKit, OrderSpec, Quotes, bullets
-from hooks.common.fhir import codings, concept_name, concept_text, condition_usable
+from hooks.common.fhir import codings, concept_name, concept_text, condition_usable, resource_json
 from hooks.common.knowledge import normalize_code
 from hooks.common.schema import KnowledgeFile, Regex, Strict
 from hooks.evidence.builder import EvidenceBuilder
@@ -197,7 +197,7 @@ class EmgNecessityRules:
         self, o: EdxOrder, reasons: list[dict[str, str]], add_refs: list[str], replace: bool
     ) -> Action:
         """The whole draft order with its new diagnoses (an update carries the resource in its entirety)."""
-        resource = o.order.model_dump(mode="json", exclude_none=True, by_alias=True)
+        resource = resource_json(o.order)
         existing = [] if replace else resource.get("reasonCode", [])
         resource["reasonCode"] = existing + [{"coding": [c], "text": c["display"]} for c in reasons]
         refs = [
