@@ -12,7 +12,9 @@ import requests
 import responses
 
 from cds.app import create_app
+from cds.config import Settings
 from cds.prefetch import TemplateError, check_template, render
+from hooks.app import services
 from tests.builders import (
     FHIR,
     condition,
@@ -403,3 +405,11 @@ def test_degraded_optional_keys_are_logged_by_key(client, capsys):
     assert post(client, "test-patient-view", body).status_code == 200
     call = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"hook.call"' in x][-1]
     assert call["degraded"] == ["observations"]
+
+
+def test_every_fallback_query_of_a_service_runs_in_one_round_trip():
+    """With fewer parallel slots than prefetch keys, the last query waits for a slot: two round trips
+    (issue 16: patient-view's 9 keys against 8 slots made the fallback 2.1x one query)."""
+    settings = Settings()
+    most = max(len(s.prefetch) for s in services(settings))
+    assert settings.fhir_per_call_parallel >= most
