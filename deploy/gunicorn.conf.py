@@ -4,7 +4,7 @@
 
 
 Why these settings (measured with `make bench`, tables in docs/performance.md):
-- A hook call is CPU-bound: 14-29 ms of CPU with a 300-resource prefetch (HTTP, JSON decode, FHIR
+- A hook call is CPU-bound: 9-17 ms of CPU with a 300-resource prefetch (HTTP, JSON decode, FHIR
   model validation, rules, audit), all under the GIL. Throughput comes from processes, so there is
   one worker per CPU the pod may use. `GUNICORN_WORKERS` must match the pod's CPU limit
   (cpu_count() in a container sees the node's CPUs); the default 2 matches deploy/k8s.
