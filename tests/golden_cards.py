@@ -14,13 +14,17 @@ re-records it:
 
     .venv/bin/python -m tests.golden_cards --record
 
-and the diff of the data file is then part of the review: every changed card must be intended.
+and the diff of the data file is then part of the review: every changed card must be intended. To record with
+the code of another commit (main before merging a speed-up: the cards it gives are the reference), use
+`--record-from main`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -186,10 +190,32 @@ def record() -> int:
     return 0
 
 
+def record_from(rev: str) -> int:
+    """Record with the service code of another commit (e.g. main before a merge): a temporary git worktree of
+    `rev` runs this recorder, and its data file is copied here. Python finds the worktree's packages first."""
+    with tempfile.TemporaryDirectory(prefix="golden-cards-rev-") as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), rev], cwd=ROOT, check=True)
+        try:
+            (tree / "tests" / "data").mkdir(parents=True, exist_ok=True)
+            shutil.copy(Path(__file__), tree / "tests" / "golden_cards.py")
+            code = "import sys, tests.golden_cards as g; sys.exit(g.record())"
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            subprocess.run([sys.executable, "-c", code], cwd=tree, env=env, check=True)
+            shutil.copy(tree / "tests" / "data" / DATA.name, DATA)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
+    print(f"recorded with the code of {rev}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--record", action="store_true", help="replay every fixture and write the data file")
+    parser.add_argument("--record-from", metavar="REV", help="record with the code of commit REV (e.g. main)")
     args = parser.parse_args(argv)
+    if args.record_from:
+        return record_from(args.record_from)
     if args.record:
         return record()
     _, recorded = load()
