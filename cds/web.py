@@ -88,7 +88,7 @@ def json_body() -> Any:
     # The cyclic GC pauses for the call and resumes at teardown. A call allocates tens of thousands of objects
     # (millions for a multi-megabyte prefetch) that hold no cycles and are freed by reference counting; with
     # the GC running, that churn triggered full collections of every long-lived object of the worker, ~100 ms
-    # each about every 30 calls: 3.5-4.5 ms per call on average, and the p99 (docs/performance.md). Cycles
+    # each about every 30 calls: 3.5-4.9 ms per call on average, and the p99 (docs/performance.md). Cycles
     # the call leaves behind are collected by the first young collection after it.
     if gc.isenabled():
         gc.disable()
