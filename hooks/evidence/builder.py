@@ -113,7 +113,9 @@ class EvidenceBuilder:
             self.episodes.episode(
                 episode_items,
                 today,
-                continued=self.episodes.continued(narratives, today - timedelta(days=w.new_deficit))
+                continued=self.episodes.continued(
+                    narratives, today - timedelta(days=w.new_deficit), self.reader.mentions
+                )
                 is not None,
             ),
             ordered=self._ordered(chart, inp.draft_orders),

@@ -10,6 +10,7 @@ the episode that holds the newest evidence. The card names the date used and whe
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -135,13 +136,20 @@ class EpisodeReader:
                     break
         return out
 
-    def continued(self, narratives: list[Narrative], since: date) -> Evidence | None:
-        """A note since `since` that calls the radicular problem persistent or chronic."""
+    def continued(
+        self,
+        narratives: list[Narrative],
+        since: date,
+        affirmed: Callable[[Narrative, str], tuple[str, ...]],
+    ) -> Evidence | None:
+        """A note since `since` that calls the radicular problem persistent or chronic. `affirmed` gives the
+        sentences where a pattern is affirmed (the narrative reader's ConText): "no residual numbness" or
+        "denies ongoing leg pain" says the opposite."""
         for n in narratives:
             if n.when is None or n.when < since:
                 continue
-            for sentence in _SENTENCE.split(n.prose or ""):
-                if self.continuity.search(sentence) and self.radicular.search(sentence):
+            for sentence in affirmed(n, self.k.continuity):
+                if self.radicular.search(sentence):
                     return Evidence(n.ref, n.when, clip(sentence), n.kind, what="persisting symptoms")
         return None
 

@@ -271,3 +271,10 @@ def test_a_note_that_says_the_radiculopathy_persists_keeps_the_episode_going():
 def test_ocr_digits_inside_words_are_read_as_letters():
     text = "IMPRESSI0N: chronic left L5 radicu1opathy with chronic reinnervation in the G1uteus medius."
     assert build(report(conclusion=text)).emg is not None
+
+
+def test_a_negated_continuity_word_does_not_keep_the_episode_going():
+    emg = report(conclusion="Chronic left L5 radiculopathy with reinnervation in left tibialis anterior.")
+    first = condition("M54.17", text="Left L5 radiculopathy", onset=days_ago(300))
+    resolved = note("No residual numbness; no persistent leg pain.", ago=3)
+    assert build(emg, first, resolved).episode.onset != day_of(300)
