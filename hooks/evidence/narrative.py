@@ -103,6 +103,9 @@ class Narrative:
     copied: tuple[Narrative, ...] = ()  # text copied forward from older notes, each dated as its source
 
 
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+
+
 def _written_date(raw: str) -> date | None:
     """A date as notes write it: "NOV 20, 2025", "November 20 2025", "11/20/2025", "2025-11-20"."""
     cleaned = re.sub(r"[.,]", " ", raw).split()
@@ -186,7 +189,8 @@ class NarrativeReader:
         kept: list[str] = []
         at = 0
         while (start := self._copied_start.search(text, at)) is not None:
-            end = self._copied_end.search(text, start.end())
+            # The copy's own end marker; without one, the paragraph (a blank line) ends it.
+            end = self._copied_end.search(text, start.end()) or _BLANK_LINE.search(text, start.end())
             stop = end.start() if end else len(text)
             kept.append(text[at : start.start()])
             written = start.group("date")

@@ -278,3 +278,15 @@ def test_a_negated_continuity_word_does_not_keep_the_episode_going():
     first = condition("M54.17", text="Left L5 radiculopathy", onset=days_ago(300))
     resolved = note("No residual numbness; no persistent leg pain.", ago=3)
     assert build(emg, first, resolved).episode.onset != day_of(300)
+
+
+def test_a_copied_block_runs_to_its_end_marker_across_blank_lines():
+    text = (
+        "*** THE FOLLOWING WAS COPIED FROM NOTE DATED NOV 20, 2025 ***\n"
+        "HPI: acute urinary retention, Foley placed.\n\n"
+        "Exam: bladder scan 960 mL.\n"
+        "*** END OF COPIED TEXT ***\n"
+        "Today: voiding well."
+    )
+    [today, copied] = narratives(note(text))
+    assert "960" not in today.prose and "960" in copied.prose
