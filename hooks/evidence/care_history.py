@@ -24,7 +24,7 @@ from hooks.common.fhir import (
 from hooks.common.knowledge import Terminology
 from hooks.common.schema import KnowledgeFile, Regex, Strict
 from hooks.evidence.chart import Chart
-from hooks.evidence.model import Evidence, clip
+from hooks.evidence.model import Evidence, clip, written_date
 from hooks.evidence.narrative import Narrative, NarrativeReader
 from hooks.nlp import FINDING_EXCLUDE
 
@@ -138,7 +138,7 @@ class CareHistoryReader:
             # "s/p TFESI" is history by ConText's reading, and exactly the history wanted here.
             for sentence in self.reader.affirmed(n.prose, self.k.esi_text, FINDING_EXCLUDE - {"historical"}):
                 if self.esi_done.search(sentence):
-                    when = _written_date(sentence) or n.when
+                    when = written_date(sentence) or n.when
                     out.esi.append(Evidence(n.ref, when, clip(sentence), n.kind, what="epidural injection"))
                     break
             hits = self.reader.mentions(n, self.k.pt_course_text)
@@ -188,24 +188,3 @@ class CareHistoryReader:
         first = min(sessions, key=lambda s: s.when or date.max)
         text = f"{len(days)} PT sessions from {days[0].isoformat()} to {days[-1].isoformat()}"
         return Evidence(first.ref, days[-1], text, "PT sessions", what="course of PT")
-
-
-_DATE = re.compile(
-    r"\b(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})\b|\b((?:19|20)\d\d)-(\d{2})-(\d{2})\b|\b((?:19|20)\d\d)\b"
-)
-
-
-def _written_date(sentence: str) -> date | None:
-    """The first date a sentence writes: 12/12/2025, 2025-12-12, or a year alone (mid-year)."""
-    m = _DATE.search(sentence)
-    if not m:
-        return None
-    try:
-        if m.group(1):
-            year = int(m.group(3))
-            return date(year + 2000 if year < 100 else year, int(m.group(1)), int(m.group(2)))
-        if m.group(4):
-            return date(int(m.group(4)), int(m.group(5)), int(m.group(6)))
-        return date(int(m.group(7)), 7, 1)
-    except ValueError:
-        return None

@@ -15,7 +15,7 @@ from hooks.common.fhir import codings, concept_text, condition_active, onset_dat
 from hooks.common.knowledge import Terminology
 from hooks.common.schema import KnowledgeFile, Regex, Strict
 from hooks.evidence.chart import Chart
-from hooks.evidence.model import Evidence, clip
+from hooks.evidence.model import Evidence, clip, condition_label
 from hooks.evidence.narrative import Narrative, NarrativeReader
 
 
@@ -78,7 +78,7 @@ class DiagnosisReader:
                 f"Condition/{cond.id}",
                 onset_date(cond, chart.zone),
                 clip(concept_text(cond.code), 120),
-                _label(cond),
+                condition_label({c for _, c in codings(cond.category or [])}),
                 code,
                 "radiculopathy" if radic else "radicular symptoms",
                 self.terms.display(system_key, code) or concept_text(cond.code),
@@ -108,8 +108,3 @@ class DiagnosisReader:
             return None
         text = concept_text(cond.code)
         return next((code for pattern, code in self.uncoded if pattern.search(text)), None)
-
-
-def _label(cond: Any) -> str:
-    categories = {c for _, c in codings(cond.category or [])}
-    return "Encounter diagnosis" if "encounter-diagnosis" in categories else "Problem list"

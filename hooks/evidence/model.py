@@ -6,9 +6,10 @@ id; `ref` is kept for the audit and for reasonReference links in suggested order
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from hooks.common.schema import KnowledgeFile, Strict
@@ -37,6 +38,49 @@ def clip(text: str, limit: int = SNIPPET) -> str:
 def day(when: date | None) -> str:
     """A date as clinicians read it: 14 Nov 2026."""
     return f"{when.day} {when:%b %Y}" if when else "undated"
+
+
+def unique(items: Iterable[Evidence]) -> list[Evidence]:
+    """One finding per document and kind ("saddle numbness" twice in one note is one finding)."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for e in items:
+        if (e.ref, e.what) not in seen:
+            seen.add((e.ref, e.what))
+            out.append(e)
+    return out
+
+
+def condition_label(categories: set[str]) -> str:
+    """What a clinician calls where a Condition sits, from its category codes."""
+    return "Encounter diagnosis" if "encounter-diagnosis" in categories else "Problem list"
+
+
+_WRITTEN_DATE = re.compile(
+    r"\b(?P<month>[A-Za-z]{3,9})\.?\s+(?P<mday>\d{1,2}),?\s+(?P<myear>(?:19|20)\d\d)\b"
+    r"|\b(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4}|\d{2})\b"
+    r"|\b(?P<iy>(?:19|20)\d\d)-(?P<im>\d{2})-(?P<id>\d{2})\b"
+    r"|\b(?P<year>(?:19|20)\d\d)\b"
+)
+
+
+def written_date(text: str) -> date | None:
+    """The first date a text writes, as notes write them: "NOV 20, 2025", "11/20/2025", "11/20/25",
+    "2025-11-20", or a year alone (taken as mid-year)."""
+    for m in _WRITTEN_DATE.finditer(text):
+        try:
+            if m.group("month"):
+                month = datetime.strptime(m.group("month")[:3].title(), "%b").month
+                return date(int(m.group("myear")), month, int(m.group("mday")))
+            if m.group("m"):
+                year = int(m.group("y"))
+                return date(year + 2000 if year < 100 else year, int(m.group("m")), int(m.group("d")))
+            if m.group("iy"):
+                return date(int(m.group("iy")), int(m.group("im")), int(m.group("id")))
+            return date(int(m.group("year")), 7, 1)
+        except ValueError:
+            continue  # not a month name, or not a real day: look further
+    return None
 
 
 #: Resource types as a clinician names them (what a card says was not searched in full).

@@ -17,7 +17,7 @@ from typing import Any
 from hooks.common.fhir import codings, concept_text, condition_active, onset_date
 from hooks.common.knowledge import Terminology
 from hooks.common.schema import KnowledgeFile, Regex, Strict
-from hooks.evidence.model import Evidence, clip
+from hooks.evidence.model import Evidence, clip, unique
 from hooks.evidence.narrative import Narrative, NarrativeReader
 
 _SENTENCE = re.compile(r"(?<=[.;!?])\s+|\n")
@@ -160,7 +160,7 @@ class MotorExamReader:
             if latest is not None
             else None
         )
-        return MotorFindings(_unique(severe), self._deficits(recent, severe), latest_ev)
+        return MotorFindings(unique(severe), self._deficits(recent, severe), latest_ev)
 
     # -- one note's exam --------------------------------------------------------------------------------
 
@@ -252,7 +252,7 @@ class MotorExamReader:
             for answer in n.answers:
                 if answer.reply == "yes" and self.finding_questions.search(answer.question):
                     out.append(Evidence(n.ref, n.when, answer.quote(), n.kind, what="neurological finding"))
-        return _unique(out)
+        return unique(out)
 
 
 def _by_day(exams: list[Exam]) -> list[Exam]:
@@ -274,13 +274,3 @@ def _by_day(exams: list[Exam]) -> list[Exam]:
 
 def _value(m: re.Match[str]) -> float:
     return int(m.group("grade")) + {"+": 0.5, "-": -0.5}.get(m.group("mod") or "", 0.0)
-
-
-def _unique(items: list[Evidence]) -> list[Evidence]:
-    seen, out = set(), []
-    for e in items:
-        key = (e.ref, e.what)
-        if key not in seen:
-            seen.add(key)
-            out.append(e)
-    return out

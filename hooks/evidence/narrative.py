@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -34,6 +34,7 @@ from hooks.common.fhir import (
 )
 from hooks.common.knowledge import Terminology
 from hooks.common.schema import KnowledgeFile, Regex, Strict
+from hooks.evidence.model import written_date
 from hooks.nlp import DEFAULT_EXCLUDE, ContextEngine, html_to_text, looks_like_html, normalize_text
 
 Reply = Literal["yes", "no", "value"]
@@ -104,17 +105,6 @@ class Narrative:
 
 
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
-
-
-def _written_date(raw: str) -> date | None:
-    """A date as notes write it: "NOV 20, 2025", "November 20 2025", "11/20/2025", "2025-11-20"."""
-    cleaned = re.sub(r"[.,]", " ", raw).split()
-    for fmt, parts in (("%b %d %Y", 3), ("%B %d %Y", 3), ("%m/%d/%Y", 1), ("%Y-%m-%d", 1)):
-        try:
-            return datetime.strptime(" ".join(cleaned[:parts]), fmt).date()
-        except ValueError:
-            continue
-    return None
 
 
 def _coded(terms: Terminology, items: list[CodedAnswer]) -> frozenset[tuple[str, str]]:
@@ -194,7 +184,7 @@ class NarrativeReader:
             stop = end.start() if end else len(text)
             kept.append(text[at : start.start()])
             written = start.group("date")
-            blocks.append((_written_date(written) if written else None, text[start.end() : stop]))
+            blocks.append((written_date(written) if written else None, text[start.end() : stop]))
             at = end.end() if end else len(text)
         kept.append(text[at:])
         return ("\n".join(kept), blocks) if blocks else (text, [])

@@ -17,7 +17,7 @@ from typing import Any
 from hooks.common.fhir import codings, concept_text, condition_active, onset_date
 from hooks.common.knowledge import Terminology
 from hooks.common.schema import KnowledgeFile, Regex, Strict, compile_any
-from hooks.evidence.model import Evidence, clip
+from hooks.evidence.model import Evidence, clip, condition_label, unique
 from hooks.evidence.narrative import Narrative, NarrativeReader
 
 
@@ -100,7 +100,7 @@ class RedFlagReader:
         recent = [n for n in narratives if n.when is not None and 0 <= (now - n.when).days <= window]
         found = self._from_narratives(recent)
         found += self._from_conditions(conditions, narratives, now, window, zone)
-        return _unique(found)
+        return unique(found)
 
     # -- notes, flowsheets, questionnaires ------------------------------------------------------------
 
@@ -156,7 +156,14 @@ class RedFlagReader:
                 code = next((c for _, c in pairs if c), "")
                 display = concept_text(cond.code)
                 out.append(
-                    Evidence(f"Condition/{cond.id}", onset, display, _condition_label(cond), code, what)
+                    Evidence(
+                        f"Condition/{cond.id}",
+                        onset,
+                        display,
+                        condition_label({c for _, c in codings(cond.category or [])}),
+                        code,
+                        what,
+                    )
                 )
         return out
 
@@ -182,18 +189,3 @@ def _sentences_with(text: str, topic: re.Pattern[str]) -> list[str]:
 
 def _is_volume(unit: str) -> bool:
     return not unit or unit.strip().lower() in {"ml", "cc", "milliliter", "milliliters", "millilitre"}
-
-
-def _condition_label(cond: Any) -> str:
-    categories = {c for _, c in codings(cond.category or [])}
-    return "Encounter diagnosis" if "encounter-diagnosis" in categories else "Problem list"
-
-
-def _unique(items: list[Evidence]) -> list[Evidence]:
-    seen, out = set(), []
-    for e in items:
-        key = (e.ref, e.what)
-        if key not in seen:
-            seen.add(key)
-            out.append(e)
-    return out
