@@ -303,8 +303,8 @@ class EmgNecessityRules:
             notes.append(spec.text["limb_unknown"])
         if any(o.unresolved for o in orders):
             notes.append(spec.text["unresolved"])
-        if evidence.cut_short():
-            notes.append(spec.text["incomplete"].format(types=evidence.cut_short()))
+        if cut := evidence.cut_short():
+            notes.append(spec.text["incomplete"].format(types=cut))
         siblings = [s for o in orders for s in o.siblings]
         if siblings:
             notes.append(spec.text["sibling"].format(orders=self._names(siblings)))
